@@ -1,0 +1,3 @@
+from dlpproxy.cli import main
+
+raise SystemExit(main())

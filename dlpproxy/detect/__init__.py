@@ -1,0 +1,45 @@
+"""Detector registry: a name -> the factory that builds it from Settings.
+
+Adding a detector is adding one module and one line here. Factories are imported lazily so that
+a run that needs only the secrets rules never imports presidio or spaCy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from dlpproxy.detect.base import Detector
+from dlpproxy.errors import DlpError
+from dlpproxy.settings import Settings
+
+# name -> "module:factory"; the factory takes Settings and returns a Detector.
+REGISTRY: dict[str, str] = {
+    "secrets": "dlpproxy.detect.secrets:build",
+    "pii": "dlpproxy.detect.pii:build",
+    "ner": "dlpproxy.detect.pii:build_ner",
+    "keywords": "dlpproxy.detect.keywords:build",
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "secrets": "credentials and keys (rules/secrets.yaml + extra packs, gitleaks TOML accepted)",
+    "pii": "personal data: national IDs with checksums, cards, IBANs, e-mail, phones (presidio)",
+    "ner": "person, place and organisation names (presidio on the spaCy pipeline; slower)",
+    "keywords": "classification marks, code names, customer lists (rules/keywords.yaml)",
+}
+
+
+def build_detector(name: str, settings: Settings) -> Detector:
+    """Build the named detector; an unknown name is a clear error listing the known ones."""
+    target = REGISTRY.get(name)
+    if target is None:
+        known = ", ".join(sorted(REGISTRY))
+        raise DlpError(f"unknown detector '{name}'; known detectors: {known}")
+    module_name, _, factory_name = target.partition(":")
+    factory: Callable[[Settings], Detector] = getattr(
+        importlib.import_module(module_name), factory_name
+    )
+    return factory(settings)
+
+
+__all__ = ["DESCRIPTIONS", "REGISTRY", "Detector", "build_detector"]
