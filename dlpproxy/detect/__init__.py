@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "pii": "dlpproxy.detect.pii:build",
     "ner": "dlpproxy.detect.pii:build_ner",
     "keywords": "dlpproxy.detect.keywords:build",
+    "classifier": "dlpproxy.detect.classifier:build",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -26,6 +27,7 @@ DESCRIPTIONS: dict[str, str] = {
     "pii": "personal data: national IDs with checksums, cards, IBANs, e-mail, phones (presidio)",
     "ner": "person, place and organisation names (presidio on the spaCy pipeline; slower)",
     "keywords": "classification marks, code names, customer lists (rules/keywords.yaml)",
+    "classifier": "source code, meeting notes, data exports (ONNX model in models/)",
 }
 
 
