@@ -6,7 +6,7 @@ class DlpError(Exception):
 
 
 class RulePackError(DlpError):
-    """A rule pack (YAML or gitleaks TOML) is invalid; the message names the file, rule and problem."""
+    """A rule pack (YAML or gitleaks TOML) is invalid; the message names file, rule and problem."""
 
     def __init__(self, source: str, problem: str, rule: str | None = None, line: int | None = None):
         self.source = source

@@ -31,7 +31,7 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """One piece of user-supplied text and where it sits in the request (a JSON path, a file name)."""
+    """One piece of user-supplied text and where it sits in the request (JSON path, file name)."""
 
     text: str
     where: str = ""

@@ -1,0 +1,176 @@
+"""The engine: runs detectors side by side, maps views back, merges overlaps, keeps its budget."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import time
+
+import pytest
+
+from dlpproxy.engine import Engine, merge
+from dlpproxy.errors import DetectorError, ScanTimeout
+from dlpproxy.settings import Settings
+from dlpproxy.types import PII, SECRET, Finding, Prompt, Segment
+
+KEY = "AKIAZ7QRST2VWX3YB4CD"
+
+
+class RegexDetector:
+    """A minimal real detector: every match of a regex is a finding."""
+
+    def __init__(self, name: str, pattern: str, category: str = SECRET, delay: float = 0.0):
+        self.name = name
+        self.categories = frozenset({category})
+        self.category = category
+        self.pattern = re.compile(pattern)
+        self.delay = delay
+        self.calls = 0
+
+    def detect(self, text: str) -> list[Finding]:
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        return [
+            Finding(m.start(), m.end(), self.name, self.category, self.name, 1.0)
+            for m in self.pattern.finditer(text)
+        ]
+
+
+class AsyncDetector(RegexDetector):
+    async def detect(self, text: str) -> list[Finding]:  # type: ignore[override]
+        await asyncio.sleep(self.delay)
+        return RegexDetector.detect(self, text)
+
+
+class BrokenDetector(RegexDetector):
+    def detect(self, text: str) -> list[Finding]:
+        raise ValueError("model file truncated")
+
+
+def aws() -> RegexDetector:
+    return RegexDetector("aws", r"AKIA[A-Z2-7]{16}")
+
+
+def engine_of(*detectors: object, **settings: object) -> Engine:
+    return Engine(Settings(**settings), detectors)  # type: ignore[arg-type]
+
+
+def test_scan_sync_finds_with_exact_offsets() -> None:
+    text = f"이 키를 써: {KEY}"
+    with engine_of(aws()) as engine:
+        result = engine.scan_sync(text)
+    assert [(f.start, f.end) for f in result.findings] == [(8, 28)]
+    assert text[8:28] == KEY
+
+
+def test_async_scan_runs_sync_and_coroutine_detectors() -> None:
+    email = AsyncDetector("email", r"\w+@\w+\.com", PII)
+    with engine_of(aws(), email) as engine:
+        result = asyncio.run(engine.scan(f"{KEY} mail bob@corp.com"))
+    assert sorted(f.type for f in result.findings) == ["aws", "email"]
+    assert result.detectors == ("aws", "email")
+
+
+def test_findings_carry_their_segment_index() -> None:
+    prompt = Prompt((Segment("clean", "messages[0]"), Segment(f"k={KEY}", "messages[1]")))
+    with engine_of(aws()) as engine:
+        result = engine.scan_sync(prompt)
+    assert [(f.segment, f.start) for f in result.findings] == [(1, 2)]
+
+
+def test_zero_width_split_key_is_found_and_spans_the_original() -> None:
+    hidden = "AKIA\u200bZ7QRST2VWX3YB4CD"
+    text = f"key {hidden}."
+    with engine_of(aws()) as engine:
+        (finding,) = engine.scan_sync(text).findings
+    assert text[finding.start : finding.end] == hidden
+    assert finding.via == "normalised"
+
+
+def test_base64_wrapped_key_is_found_via_base64() -> None:
+    blob = base64.b64encode(f"aws_access_key_id={KEY}\n".encode()).decode()
+    text = f"export CFG={blob}"
+    with engine_of(aws()) as engine:
+        (finding,) = engine.scan_sync(text).findings
+    assert (finding.start, finding.end, finding.via) == (11, 11 + len(blob), "base64")
+
+
+def test_detectors_can_opt_out_of_decoded_views() -> None:
+    det = aws()
+    det.scans_decoded = False  # type: ignore[attr-defined]
+    blob = base64.b64encode(f"aws_access_key_id={KEY}\n".encode()).decode()
+    with engine_of(det) as engine:
+        assert engine.scan_sync(f"CFG={blob}").findings == ()
+
+
+def test_time_budget_raises_scan_timeout_naming_the_slow_detector() -> None:
+    slow = RegexDetector("slow", "x", delay=0.5)
+    with engine_of(aws(), slow, time_budget_ms=50) as engine, pytest.raises(ScanTimeout) as caught:
+        asyncio.run(engine.scan("text"))
+    assert caught.value.pending == ["slow"]
+    assert "50 ms" in str(caught.value)
+
+
+def test_a_failing_detector_is_a_detector_error_naming_it() -> None:
+    with engine_of(BrokenDetector("model", "x")) as engine:
+        with pytest.raises(
+            DetectorError, match="detector 'model': ValueError: model file truncated"
+        ):
+            engine.scan_sync("text")
+        with pytest.raises(DetectorError):
+            asyncio.run(engine.scan("text"))
+
+
+def test_event_loop_stays_responsive_while_detectors_run() -> None:
+    slow = RegexDetector("slow", "x", delay=0.3)
+
+    async def main() -> int:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        await engine.scan("x")
+        task.cancel()
+        return ticks
+
+    with engine_of(slow) as engine:
+        assert asyncio.run(main()) >= 10
+
+
+def test_scan_many_matches_scan_sync_record_by_record() -> None:
+    texts = [f"a {KEY}", "clean", "", f"{KEY} {KEY}", "b" * 300]
+    with engine_of(aws(), RegexDetector("bees", "b{3}", PII)) as engine:
+        bulk = [r.findings for r in engine.scan_many(texts)]
+        one_by_one = [engine.scan_sync(t).findings for t in texts]
+    assert bulk == one_by_one
+
+
+def test_empty_prompt_has_no_findings() -> None:
+    with engine_of(aws()) as engine:
+        assert engine.scan_sync("").findings == ()
+
+
+def test_merge_keeps_the_best_finding_widened_to_the_cluster() -> None:
+    generic = Finding(5, 30, "generic_password", SECRET, "secrets", 0.6, "medium")
+    specific = Finding(10, 30, "aws_access_key", SECRET, "secrets", 1.0, "critical")
+    (merged,) = merge([generic, specific])
+    assert (merged.type, merged.start, merged.end) == ("aws_access_key", 5, 30)
+
+
+def test_merge_keeps_different_categories_apart() -> None:
+    a = Finding(0, 10, "email", PII, "pii", 0.9)
+    b = Finding(0, 10, "token", SECRET, "secrets", 0.9)
+    assert len(merge([a, b])) == 2
+
+
+def test_merge_keeps_disjoint_findings_apart() -> None:
+    a = Finding(0, 5, "x", SECRET, "d", 1.0)
+    b = Finding(5, 9, "y", SECRET, "d", 1.0)
+    assert len(merge([a, b])) == 2
