@@ -1,0 +1,1 @@
+"""Benchmarks: detection quality and speed of dlpproxy side by side with its peers."""
