@@ -30,6 +30,15 @@ def _default_models_dir() -> Path:
     return PACKAGE_DIR.parent / "models"
 
 
+def default_audit_db() -> Path:
+    """`DLPPROXY_AUDIT_DB`, else `$XDG_DATA_HOME/dlpproxy/audit.db` (~/.local/share/...)."""
+    env = os.environ.get("DLPPROXY_AUDIT_DB")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dlpproxy" / "audit.db"
+
+
 # Detectors that run when none are named. `ner` (spaCy person/place names) is opt-in: it costs
 # about 40 ms per 2 KB on one core, more than every other detector together.
 DEFAULT_DETECTORS = ("secrets", "pii", "keywords")

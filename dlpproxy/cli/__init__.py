@@ -19,6 +19,7 @@ from dlpproxy.errors import DlpError
 # `dlpproxy --help` does not import every module.
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("dlpproxy.cli.scan", "scan text or JSON lines for secrets, personal data, markings"),
+    "audit": ("dlpproxy.cli.audit", "read the audit store: tail, export (jsonl|cef), prune"),
     "train": ("dlpproxy.cli.train", "train the ONNX content classifier from labelled JSON lines"),
 }
 

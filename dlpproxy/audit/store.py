@@ -1,0 +1,225 @@
+"""The audit store: one SQLite file (WAL) with an event per decision and its findings.
+
+Never the raw secret or prompt: a finding is stored as type, span, score, a masked excerpt and a
+salted hash of the value; the prompt as a hash and sizes. Raw text is kept only when the policy
+turns on evidence capture. Events are written by `AuditWriter`, a background thread that batches
+inserts, so recording a decision never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from dlpproxy.errors import DlpError
+
+SCHEMA_VERSION = 1
+
+
+class AuditError(DlpError):
+    """The audit store cannot be opened or written; says which file and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRecord:
+    type: str
+    category: str
+    detector: str
+    start: int
+    end: int
+    score: float
+    severity: str
+    rule: str
+    excerpt: str
+    value_hash: str
+    segment: int = 0
+    via: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One decision, as stored. `evidence` is empty unless the policy captures evidence."""
+
+    action: str
+    ts: float = field(default_factory=time.time)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    user: str = ""
+    client: str = ""
+    host: str = ""
+    service: str = ""
+    path: str = ""
+    would: str = ""
+    rule: str = ""
+    reason: str = ""
+    categories: tuple[str, ...] = ()
+    findings: tuple[FindingRecord, ...] = ()
+    prompt_hash: str = ""
+    request_bytes: int = 0
+    prompt_chars: int = 0
+    scan_ms: float = 0.0
+    evidence: str = ""
+
+    def row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["categories"] = ",".join(self.categories)
+        row["findings"] = json.dumps([asdict(f) for f in self.findings], ensure_ascii=False)
+        return row
+
+
+def open_store(path: Path) -> sqlite_utils.Database:
+    """Open (creating if needed) the store in WAL mode; a newer or foreign file is refused."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
+        db = sqlite_utils.Database(conn)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        _ensure_schema(db, path)
+    except sqlite3.DatabaseError as exc:
+        raise AuditError(f"{path}: not a usable audit store ({exc})") from None
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    return db
+
+
+def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
+    if "meta" in db.table_names():
+        version = int(db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise AuditError(
+                f"{path}: written by a newer dlpproxy (schema {version}, this one reads "
+                f"{SCHEMA_VERSION}); upgrade dlpproxy or use another --audit-db"
+            )
+        return
+    events = db["events"]
+    events.create(  # type: ignore[union-attr]
+        {
+            "id": str, "ts": float, "user": str, "client": str, "host": str, "service": str,
+            "path": str, "action": str, "would": str, "rule": str, "reason": str,
+            "categories": str, "findings": str, "prompt_hash": str, "request_bytes": int,
+            "prompt_chars": int, "scan_ms": float, "evidence": str, "reviewed": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )  # fmt: skip
+    db["findings"].create(  # type: ignore[union-attr]
+        {"event_id": str, "ts": float, "type": str, "category": str, "detector": str,
+         "rule": str, "value_hash": str},
+        if_not_exists=True,
+    )  # fmt: skip
+    for table, columns in (
+        ("events", ["ts"]), ("events", ["user", "ts"]), ("events", ["action", "ts"]),
+        ("events", ["service", "ts"]), ("findings", ["category", "ts"]),
+        ("findings", ["event_id"]), ("findings", ["rule"]),
+    ):  # fmt: skip
+        db[table].create_index(columns, if_not_exists=True)  # type: ignore[union-attr]
+    db["meta"].insert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key", replace=True)  # type: ignore[union-attr]
+
+
+def insert_events(db: sqlite_utils.Database, events: list[AuditEvent]) -> None:
+    """Insert a batch of events and their findings in one transaction."""
+    with db.conn:
+        db["events"].insert_all([e.row() for e in events], pk="id", replace=True)  # type: ignore[union-attr]
+        rows = [
+            {"event_id": e.id, "ts": e.ts, "type": f.type, "category": f.category,
+             "detector": f.detector, "rule": f.rule, "value_hash": f.value_hash}
+            for e in events for f in e.findings
+        ]  # fmt: skip
+        if rows:
+            db["findings"].insert_all(rows)  # type: ignore[union-attr]
+
+
+def recent(
+    db: sqlite_utils.Database, limit: int = 20, after_ts: float = 0.0
+) -> list[dict[str, Any]]:
+    """The newest events (after `after_ts`), oldest first."""
+    sql = "SELECT * FROM events WHERE ts > ? ORDER BY ts DESC LIMIT ?"
+    rows = [dict(r) for r in db.query(sql, [after_ts, limit])]
+    return list(reversed(rows))
+
+
+def iter_events(db: sqlite_utils.Database, since_ts: float = 0.0) -> Iterator[dict[str, Any]]:
+    yield from db.query("SELECT * FROM events WHERE ts >= ? ORDER BY ts", [since_ts])
+
+
+def prune(db: sqlite_utils.Database, older_than_days: float) -> int:
+    """Delete events older than the retention period; returns how many went."""
+    cutoff = time.time() - older_than_days * 86400.0
+    with db.conn:
+        db.execute("DELETE FROM findings WHERE ts < ?", [cutoff])
+        cursor = db.execute("DELETE FROM events WHERE ts < ?", [cutoff])
+    return int(cursor.rowcount)
+
+
+class AuditWriter:
+    """Batches events to the store on a background thread; `close()` flushes everything queued."""
+
+    def __init__(self, path: Path, batch: int = 500, interval: float = 0.2):
+        self.path = path
+        self.batch = batch
+        self.interval = interval
+        self.errors = 0
+        self.last_error = ""
+        open_store(path).conn.close()  # fail now, clearly, if the file is unusable
+        self._queue: queue.Queue[AuditEvent | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="dlp-audit", daemon=True)
+        self._thread.start()
+
+    def record(self, event: AuditEvent) -> None:
+        self._queue.put(event)
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        db = open_store(self.path)
+        pending: list[AuditEvent] = []
+        stopping = False
+        while not stopping:
+            try:
+                item = self._queue.get(timeout=self.interval)
+                if item is None:
+                    stopping = True
+                else:
+                    pending.append(item)
+                while len(pending) < self.batch and not stopping:
+                    item = self._queue.get_nowait()
+                    if item is None:
+                        stopping = True
+                    else:
+                        pending.append(item)
+            except queue.Empty:
+                pass
+            if pending:
+                self._flush(db, pending)
+                pending = []
+        db.conn.close()
+
+    def _flush(self, db: sqlite_utils.Database, events: list[AuditEvent]) -> None:
+        for attempt in range(5):
+            try:
+                insert_events(db, events)
+                return
+            except sqlite3.Error as exc:  # locked by a reader: retry briefly
+                self.last_error = str(exc)
+                time.sleep(0.05 * (attempt + 1))
+        self._spill(events)
+
+    def _spill(self, events: list[AuditEvent]) -> None:
+        """Events the store refused go to `<db>.undelivered.jsonl` beside it: nothing is lost."""
+        self.errors += len(events)
+        spill = self.path.with_name(self.path.name + ".undelivered.jsonl")
+        with spill.open("a", encoding="utf-8") as out:
+            for e in events:
+                out.write(json.dumps(e.row(), ensure_ascii=False) + "\n")
