@@ -1,0 +1,1 @@
+"""Doing what the policy decided: reversible redaction and restoring answers."""
