@@ -1,0 +1,232 @@
+"""Speed: per-prompt latency for 2 KB prompts, throughput on a large input, cost against size.
+
+    .venv/bin/python bench/speed.py [--iterations 200] [--presidio-iterations 50] [--quick]
+
+Runs in one process pinned to one core (when the OS allows), ours (`Engine.scan_sync` with the
+default detectors, then each detector alone) beside presidio's default `AnalyzerEngine` on the
+same texts. Warm-up first; median and p99 per prompt kind; presidio's throughput is measured on a
+smaller input, fed as 2 KB prompts (spaCy refuses texts over a million characters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import prompts
+from bench.report import Section, table
+
+KB = 1024
+MB = 1024 * KB
+LINEARITY_KB = (1, 4, 16, 64, 256, 1024)
+NO_BUDGET_MS = 3_600_000.0
+
+
+def pin_to_one_core() -> str:
+    """Pin this process to CPU 0 and say what happened (for the output)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (no sched_setaffinity on this OS)"
+    os.sched_setaffinity(0, {0})
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"pinned to one core (CPU 0); load average at start {load}"
+
+
+def sample(fn: Callable[[str], object], texts: Sequence[str], n: int, warmup: int) -> list[float]:
+    """Milliseconds of `n` calls cycling over `texts`, after `warmup` untimed calls."""
+    for i in range(warmup):
+        fn(texts[i % len(texts)])
+    timings = []
+    for i in range(n):
+        began = time.perf_counter()
+        fn(texts[i % len(texts)])
+        timings.append((time.perf_counter() - began) * 1000.0)
+    return timings
+
+
+def p50_p99(ms: Sequence[float]) -> tuple[float, float]:
+    return statistics.median(ms), statistics.quantiles(ms, n=100, method="inclusive")[98]
+
+
+def _engine(names: Sequence[str] | None) -> Any:
+    """An engine without a time budget (a 10 MB scan must finish), default detectors if None."""
+    from dlpproxy.engine import Engine
+    from dlpproxy.settings import Settings
+
+    settings = replace(Settings(), time_budget_ms=NO_BUDGET_MS)
+    return Engine(settings if names is None else settings.with_detectors(tuple(names)))
+
+
+def _contenders(presidio: bool) -> list[tuple[str, Callable[[str], object] | str]]:
+    """(label, scan function) for ours, each of our default detectors and presidio; a string in
+    place of the function is the reason that contender cannot run."""
+    found: list[tuple[str, Callable[[str], object] | str]] = []
+    try:
+        from dlpproxy.settings import DEFAULT_DETECTORS
+
+        engine = _engine(None)
+        found.append((f"dlpproxy ({','.join(engine.names)})", engine.scan_sync))
+        for name in DEFAULT_DETECTORS:
+            found.append((f"  {name} alone", _engine([name]).scan_sync))
+    except Exception as exc:  # the table says why ours is missing, the benchmark goes on
+        found.append(("dlpproxy", f"n/a ({type(exc).__name__}: {exc})"[:160]))
+    if presidio:
+        try:
+            from bench.presidio_default import build_analyzer
+
+            analyzer = build_analyzer()
+            found.append(("presidio default", lambda text: analyzer.analyze(text, language="en")))
+        except Exception as exc:
+            found.append(("presidio default", f"n/a ({type(exc).__name__}: {exc})"[:160]))
+    return found
+
+
+def latency(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
+    texts = {kind: prompts.corpus(kind, 40) for kind in prompts.KINDS}
+    rows: list[list[object]] = []
+    data: dict[str, object] = {}
+    medians: dict[str, dict[str, float]] = {}
+    for label, fn in _contenders(presidio=True):
+        if isinstance(fn, str):
+            rows.append([label, *["-"] * (2 * len(texts)), fn])
+            data[label.strip()] = {"error": fn}
+            continue
+        presidio = label.startswith("presidio")
+        n = args.presidio_iterations if presidio else args.iterations
+        cells, figures = [], {}
+        for kind, batch in texts.items():
+            p50, p99 = p50_p99(sample(fn, batch, n, warmup=3 if presidio else 10))
+            cells += [f"{p50:.2f}", f"{p99:.2f}"]
+            figures[kind] = {"p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "n": n}
+            medians.setdefault(label, {})[kind] = p50
+        print(f"  {label.strip()}: " + ", ".join(cells), flush=True)
+        rows.append([label, *cells, f"n={n}"])
+        data[label.strip()] = figures
+    ours = next((m for label, m in medians.items() if label.startswith("dlpproxy (")), None)
+    theirs = medians.get("presidio default")
+    if ours and theirs:
+        ratios = [f"{theirs[k] / ours[k]:.1f}x" for k in texts]
+        rows.append(["presidio p50 / ours p50", *[c for r in ratios for c in (r, "")], ""])
+        data["ratio_of_medians"] = {k: round(theirs[k] / ours[k], 2) for k in texts}
+    sizes = {k: round(statistics.mean(len(t.encode()) for t in v)) for k, v in texts.items()}
+    headers = ["scan (ms per prompt)"]
+    for kind in texts:
+        headers += [f"{kind} p50", f"{kind} p99"]
+    md = (
+        "### Latency per 2 KB prompt (ms)\n\n"
+        + table([*headers, "note"], rows)
+        + "\n\nMean prompt size in UTF-8 bytes: "
+        + ", ".join(f"{k} {v}" for k, v in sizes.items())
+        + ".\n"
+    )
+    return md, data
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
+def throughput(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
+    rows: list[list[object]] = []
+    data: dict[str, object] = {}
+    big = prompts.large_text(int(args.large_mb * MB))
+    mb = len(big.encode()) / MB
+    chunks = [big[i : i + 2 * KB] for i in range(0, len(big), 2 * KB)]
+    try:
+        engine = _engine(None)
+        one = _timed(lambda: engine.scan_sync(big))
+        rows.append(
+            [f"dlpproxy, one {mb:.1f} MB text (scan_sync)", f"{one:.1f}", f"{mb / one:.2f}"]
+        )
+        bulk = _timed(lambda: list(engine.scan_many(chunks)))
+        label = f"dlpproxy, {mb:.1f} MB as {len(chunks)} prompts of 2 KB (scan_many)"
+        rows.append([label, f"{bulk:.1f}", f"{mb / bulk:.2f}"])
+        data["ours"] = {"mb": round(mb, 2), "one_text_mb_s": mb / one, "scan_many_mb_s": mb / bulk}
+    except Exception as exc:
+        rows.append(["dlpproxy", "-", f"n/a ({type(exc).__name__}: {exc})"[:160]])
+    if args.presidio_mb > 0:
+        small = chunks[: max(1, int(args.presidio_mb * MB) // (2 * KB))]
+        small_mb = sum(len(c.encode()) for c in small) / MB
+        try:
+            from bench.presidio_default import build_analyzer
+
+            analyzer = build_analyzer()
+            took = _timed(lambda: [analyzer.analyze(c, language="en") for c in small])
+            label = f"presidio default, {small_mb:.1f} MB as {len(small)} prompts of 2 KB"
+            rows.append([label, f"{took:.1f}", f"{small_mb / took:.3f}"])
+            data["presidio"] = {"mb": round(small_mb, 2), "mb_s": small_mb / took}
+        except Exception as exc:
+            rows.append(["presidio default", "-", f"n/a ({type(exc).__name__}: {exc})"[:160]])
+    md = "### Throughput (MB = 2^20 bytes of UTF-8)\n\n" + table(["input", "s", "MB/s"], rows)
+    return md + "\n", data
+
+
+def linearity(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
+    try:
+        engine = _engine(None)
+    except Exception as exc:
+        return f"### Cost against size\n\nn/a ({type(exc).__name__}: {exc})\n", {}
+    rows: list[list[object]] = []
+    data: dict[str, object] = {}
+    base = 0.0
+    sizes = [kb for kb in LINEARITY_KB if kb <= args.max_linear_kb]
+    for kb in sizes:
+        text = prompts.large_text(kb * KB, seed=kb)
+        reps = max(3, min(30, 512 // kb))
+        ms = statistics.median(sample(engine.scan_sync, [text], reps, warmup=1))
+        per_kb = ms / kb
+        base = base or per_kb
+        rows.append([f"{kb} KB", f"{ms:.2f}", f"{per_kb:.3f}", f"{per_kb / base:.2f}", reps])
+        data[f"{kb}KB"] = {"ms": round(ms, 3), "ms_per_kb": round(per_kb, 4)}
+    headers = ["text size", "ms (median)", "ms per KB", f"per-KB cost vs {sizes[0]} KB", "runs"]
+    return "### Cost against size (dlpproxy, default detectors)\n\n" + table(
+        headers, rows
+    ) + "\n", data
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--iterations", type=int, default=200, help="timed scans per kind, ours")
+    parser.add_argument("--presidio-iterations", type=int, default=50, help="same, presidio")
+    parser.add_argument("--large-mb", type=float, default=10.0, help="throughput input, ours")
+    parser.add_argument("--presidio-mb", type=float, default=1.0, help="throughput input, presidio")
+    parser.add_argument("--max-linear-kb", type=int, default=1024, help="largest linearity size")
+    parser.add_argument("--quick", action="store_true", help="small runs, for a smoke test")
+
+
+def run(args: argparse.Namespace) -> Section:
+    if args.quick:
+        args.iterations, args.presidio_iterations = 20, 5
+        args.large_mb, args.presidio_mb, args.max_linear_kb = 1.0, 0.05, 64
+    pinned = pin_to_one_core()
+    print(f"speed: {pinned}", flush=True)
+    parts = [f"## Speed\n\nOne process, {pinned}.\n"]
+    data: dict[str, object] = {"pinning": pinned}
+    for name, step in (("latency", latency), ("throughput", throughput), ("linearity", linearity)):
+        md, figures = step(args)
+        parts.append(md)
+        data[name] = figures
+    return Section("speed", "\n".join(parts), data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    section = run(parser.parse_args(argv))
+    print()
+    print(section.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
