@@ -20,7 +20,7 @@ if __package__ in (None, ""):
 
 from bench import datasets, tools
 from bench.datasets import Record
-from bench.report import Section, ratio, table
+from bench.report import Section, ratio, run_alone, table
 from bench.scoring import Found, Score, score
 
 NATIONAL_IDS = ("kr_rrn", "cn_resident_id", "es_dni", "es_nie", "mx_curp", "sa_national_id")
@@ -221,12 +221,7 @@ def run(args: argparse.Namespace) -> Section:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    section = run(parser.parse_args(argv))
-    print()
-    print(section.markdown)
-    return 0
+    return run_alone(__doc__ or "", add_arguments, run, argv)
 
 
 if __name__ == "__main__":

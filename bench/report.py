@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,3 +65,18 @@ class Section:
     name: str
     markdown: str
     data: dict[str, object]
+
+
+def run_alone(
+    doc: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], Section],
+    argv: Sequence[str] | None,
+) -> int:
+    """Run one benchmark module as a script and print its tables (run_all.py runs them all)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    add_arguments(parser)
+    section = run(parser.parse_args(argv))
+    print()
+    print(section.markdown)
+    return 0

@@ -24,7 +24,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import prompts
-from bench.report import Section, table
+from bench.report import Section, run_alone, table
 
 KB = 1024
 MB = 1024 * KB
@@ -220,12 +220,7 @@ def run(args: argparse.Namespace) -> Section:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    section = run(parser.parse_args(argv))
-    print()
-    print(section.markdown)
-    return 0
+    return run_alone(__doc__ or "", add_arguments, run, argv)
 
 
 if __name__ == "__main__":
