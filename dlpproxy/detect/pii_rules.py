@@ -103,6 +103,7 @@ def _pattern(raw: Any, source: str, rule: str) -> PiiPattern:
         require(raw, name, source, rule)
     regex = f"{BOUNDARY_BEFORE}(?:{raw['regex']}){BOUNDARY_AFTER}"
     try:
+        re.compile(str(raw["regex"]))
         re.compile(regex)
     except re.error as exc:
         problem = f"pattern '{raw['name']}': bad regex: {exc}"
