@@ -1,0 +1,1 @@
+"""The corporate network proxy: the mitmproxy addon and the inspection behind it."""

@@ -1,0 +1,174 @@
+"""One request to an AI service, from body to decision, without mitmproxy types.
+
+`Inspector.inspect` takes a plain `Request` (the addon builds it from a flow) and returns a
+`Verdict`: the decision, the new body when redacted, the answer when blocked, and the audit event.
+Every failure becomes a decision: a body that cannot be decoded or parsed, a detector error or a
+timeout blocks the prompt when the policy fails closed — a prompt we could not scan does not leave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+
+from dlpproxy.audit import AuditEvent, event_for
+from dlpproxy.enforce.placeholders import ConversationMaps, PlaceholderMap, redact
+from dlpproxy.engine import Engine
+from dlpproxy.errors import DlpError
+from dlpproxy.policy import Decision, Policy
+from dlpproxy.providers.base import Adapter, Extracted, Request, Response
+from dlpproxy.proxy.history import ScanHistory
+from dlpproxy.types import Finding, Prompt, ScanResult
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    decision: Decision
+    event: AuditEvent
+    body: bytes | None = None
+    answer: Response | None = None
+    placeholders: PlaceholderMap | None = None
+    stream: bool = False
+
+
+@dataclass(slots=True)
+class Who:
+    user: str = ""
+    groups: tuple[str, ...] = ()
+    client: str = ""
+    service: str = ""
+    sanctioned: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Inspector:
+    """Scans, decides and prepares enforcement for requests to AI services."""
+
+    def __init__(self, engine: Engine, salt: bytes, history: ScanHistory | None = None):
+        self.engine = engine
+        self.salt = salt
+        self.history = history or ScanHistory()
+        self.conversations = ConversationMaps()
+
+    async def inspect(self, req: Request, adapter: Adapter, policy: Policy, who: Who) -> Verdict:
+        incident = uuid.uuid4().hex[:16]
+        if not who.sanctioned and policy.unsanctioned == "block":
+            reason = f"{who.service or req.host} is not a sanctioned AI service"
+            return self._refuse(req, None, policy, who, incident, reason, adapter)
+        try:
+            extracted = adapter.extract(req)
+        except DlpError as exc:
+            return self._refuse(
+                req, None, policy, who, incident, f"unreadable body: {exc}", adapter
+            )
+        try:
+            result = await self.history.scan(self.engine, extracted.prompt)
+        except DlpError as exc:
+            return self._refuse(
+                req, extracted, policy, who, incident, f"not scanned: {exc}", adapter
+            )
+        decision = policy.decide(result.findings, who.groups, req.host)
+        if extracted.unscanned and policy.fail_closed and decision.action != "block":
+            parts = "; ".join(f"{u.where}: {u.reason}" for u in extracted.unscanned)
+            return self._refuse(
+                req, extracted, policy, who, incident, f"not scanned: {parts}", adapter
+            )
+        if not who.sanctioned and decision.action == "allow" and policy.unsanctioned == "monitor":
+            decision = Decision("monitor", "unsanctioned-service", (), "", "", ("unsanctioned",))
+        return self._enforce(req, adapter, extracted, result, decision, policy, who, incident)
+
+    def refuse_raw(self, host: str, path: str, policy: Policy, who: Who, reason: str) -> Verdict:
+        """A refusal for a request that never became a `Request` (body over the limit, ...)."""
+        req = Request("POST", host, path)
+        return self._refuse(req, None, policy, who, uuid.uuid4().hex[:16], reason, None)
+
+    def _enforce(
+        self, req: Request, adapter: Adapter, extracted: Extracted, result: ScanResult,
+        decision: Decision, policy: Policy, who: Who, incident: str,
+    ) -> Verdict:  # fmt: skip
+        event = self._event(req, extracted.prompt, result, decision, policy, who, incident)
+        if decision.action in ("block", "reroute"):
+            # reroute arrives with the gateway (issue 4); until then it blocks.
+            message = _message(decision.message, decision, incident)
+            answer = adapter.block(req, extracted, message, incident)
+            return Verdict(decision, event, answer=answer, stream=extracted.stream)
+        if decision.action == "redact":
+            pmap = self.conversations.get(_conversation(req, extracted, who))
+            replacements: dict[int, str] = {}
+            for index, segment in enumerate(extracted.prompt.segments):
+                mine = [f for f in decision.findings if f.segment == index]
+                if not mine:
+                    continue
+                if not extracted.places[index].rewritable:
+                    reason = f"{segment.where} holds {mine[0].type} and cannot be rewritten"
+                    return self._refuse(req, extracted, policy, who, incident, reason, adapter)
+                replacements[index] = redact(segment.text, mine, pmap)
+            body = adapter.rewrite(req, replacements)
+            return Verdict(decision, event, body=body, placeholders=pmap, stream=extracted.stream)
+        return Verdict(decision, event, stream=extracted.stream)
+
+    def _refuse(
+        self, req: Request, extracted: Extracted | None, policy: Policy, who: Who,
+        incident: str, reason: str, adapter: Adapter | None,
+    ) -> Verdict:  # fmt: skip
+        """Fail closed (or, with fail_closed off, let it pass as `monitor`) with the reason."""
+        action = "block" if policy.fail_closed else "monitor"
+        decision = Decision(action, "fail-closed" if policy.fail_closed else "fail-open",
+                            (), "", "", (reason,))  # fmt: skip
+        prompt = extracted.prompt if extracted else Prompt(())
+        event = self._event(req, prompt, None, decision, policy, who, incident)
+        if action != "block":
+            return Verdict(decision, event)
+        message = f"dlpproxy blocked this request: {reason}. Incident {incident}."
+        answer = None
+        if adapter is not None and extracted is not None:
+            try:
+                answer = adapter.block(req, extracted, message, incident)
+            except DlpError:
+                answer = None
+        return Verdict(decision, event, answer=answer or plain_block(message, incident))
+
+    def _event(
+        self, req: Request, prompt: Prompt, result: ScanResult | None, decision: Decision,
+        policy: Policy, who: Who, incident: str,
+    ) -> AuditEvent:  # fmt: skip
+        event = event_for(
+            prompt, result, decision, salt=self.salt, evidence=policy.evidence_capture,
+            user=who.user, client=who.client, host=req.host, service=who.service,
+            path=req.route, request_bytes=len(req.body),
+        )  # fmt: skip
+        return _with_id(event, incident)
+
+
+def plain_block(message: str, incident: str) -> Response:
+    """A provider-neutral refusal: 403 with an OpenAI-style error body."""
+    body = {"error": {"message": message, "type": "dlpproxy_blocked", "code": incident}}
+    headers = (("content-type", "application/json"), ("x-dlpproxy-incident", incident))
+    return Response(403, headers, json.dumps(body).encode())
+
+
+def _message(template: str, decision: Decision, incident: str) -> str:
+    categories = ", ".join(c.replace("_", " ") for c in decision.categories) or "sensitive data"
+    try:
+        return template.format(categories=categories, incident=incident)
+    except (KeyError, IndexError, ValueError):
+        return f"{template} (incident {incident})"
+
+
+def _conversation(req: Request, extracted: Extracted, who: Who) -> str:
+    """Conversation key: user + host + the first segment (clients resend the whole chat)."""
+    first = extracted.prompt.segments[0].text if extracted.prompt.segments else ""
+    raw = f"{who.user}\x00{who.client}\x00{req.host}\x00{first[:4096]}"
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _with_id(event: AuditEvent, incident: str) -> AuditEvent:
+    from dataclasses import replace
+
+    return replace(event, id=incident)
+
+
+def findings_of(result: ScanResult, segment: int) -> list[Finding]:
+    return [f for f in result.findings if f.segment == segment]
