@@ -106,6 +106,11 @@ def test_identifier_found_with_exact_span_in_local_sentence(
     assert (kind, value) in _found(pii, text, value)
 
 
+def test_saudi_id_in_arabic_indic_digits_is_found_with_its_span(pii: PiiDetector) -> None:
+    text = "رقم الهوية ١٠١٢٣٤٥٦٧٢ للموظف"
+    assert ("sa_national_id", "١٠١٢٣٤٥٦٧٢") in _found(pii, text, "١٠١٢٣٤٥٦٧٢")
+
+
 def test_findings_carry_category_detector_rule_and_severity(pii: PiiDetector) -> None:
     [finding] = pii.detect("주민등록번호는 850417-2123456 입니다.")
     assert (finding.category, finding.detector, finding.rule, finding.severity) == (
@@ -140,6 +145,11 @@ def test_checksum_invalid_look_alike_is_not_flagged(pii: PiiDetector, text: str)
     assert pii.detect(text) == []
 
 
+def test_eight_digits_before_spanish_word_y_are_not_a_dni(pii: PiiDetector) -> None:
+    # 12345670 mod 23 gives the control letter Y; the lowercase word "y" (and) is not it.
+    assert pii.detect("Pedí 12345670 y 5 cajas más.") == []
+
+
 def test_bare_ten_digits_passing_luhn_need_a_context_word(pii: PiiDetector) -> None:
     assert pii.detect("Ticket 1012345672 was closed yesterday.") == []
 
@@ -151,6 +161,10 @@ def test_order_number_in_korean_prompt_is_not_a_phone(pii: PiiDetector) -> None:
 def test_card_digits_inside_grouped_iban_are_not_a_card(pii: PiiDetector) -> None:
     text = "IBAN账号：ES91 2100 0418 4502 0005 1332"
     assert [f.type for f in pii.detect(text)] == ["iban"]
+
+
+def test_decimal_fraction_digits_are_not_a_phone_or_card(pii: PiiDetector) -> None:
+    assert pii.detect("lat 17.0591029968 score 0.588418532678418") == []
 
 
 def test_us_phone_is_a_phone_not_uk_nhs(pii: PiiDetector) -> None:

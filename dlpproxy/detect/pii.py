@@ -20,7 +20,6 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import regex
 import spacy
 import spacy.util
 from presidio_analyzer import (
@@ -131,7 +130,7 @@ class RuleRecognizer(PatternRecognizer):
             supported_language=LANGUAGE,
             patterns=[Pattern(p.name, p.regex, p.score) for p in rule.patterns],
             context=list(rule.context_words()),
-            global_regex_flags=regex.DOTALL | regex.MULTILINE,
+            global_regex_flags=re.DOTALL | re.MULTILINE,
         )
         self.rule = rule
         self.context_pattern = context_regex(rule.context_words())
@@ -191,6 +190,14 @@ class WindowContextEnhancer(ContextAwareEnhancer):
         return before is not None or pattern.search(text, end, end + self.after) is not None
 
 
+# Arabic-Indic (U+0660..), Eastern Arabic-Indic (U+06F0..) and full-width digits read as ASCII:
+# Saudi prompts often write IDs and phone numbers in Arabic digits. One character for one, so
+# offsets into the translated text are offsets into the original.
+_ASCII_DIGITS = str.maketrans(
+    {chr(base + i): str(i) for base in (0x0660, 0x06F0, 0xFF10) for i in range(10)}
+)
+
+
 def _merge_same_span(findings: Iterable[Finding]) -> list[Finding]:
     """Two types on one span (13 digits as RRN and card): keep the better-scored one."""
     best: dict[tuple[int, int], Finding] = {}
@@ -213,11 +220,13 @@ class PiiDetector:
         self._rules = {rule.name: rule for rule in pack.rules}
 
     def detect(self, text: str) -> list[Finding]:
+        text = text.translate(_ASCII_DIGITS)
         return self._findings(self.analyzer.analyze(text, language=LANGUAGE))
 
     def detect_batch(self, texts: list[str]) -> list[list[Finding]]:
         """Tokenize through spaCy's `nlp.pipe`, then run the recognisers text by text."""
-        processed = self.analyzer.nlp_engine.process_batch(texts, LANGUAGE, batch_size=64)
+        ascii_texts = [text.translate(_ASCII_DIGITS) for text in texts]
+        processed = self.analyzer.nlp_engine.process_batch(ascii_texts, LANGUAGE, batch_size=64)
         return [
             self._findings(self.analyzer.analyze(text, LANGUAGE, nlp_artifacts=artifacts))
             for text, artifacts in processed

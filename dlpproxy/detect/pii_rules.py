@@ -19,10 +19,11 @@ from dlpproxy.types import SEVERITIES
 
 # Patterns are matched between ASCII letter/digit boundaries rather than \b: Hangul, Han and
 # Arabic letters count as word characters, so `是320102...` or `번호123456-...` has no \b. A match
-# must not continue a longer run of digit groups either: `4307 0019 7032 6963` inside the IBAN
-# `ES86 4307 0019 7032 6963 9942` is not a card number.
-BOUNDARY_BEFORE = r"(?<![0-9A-Za-z])(?<![0-9][ -])"
-BOUNDARY_AFTER = r"(?![0-9A-Za-z])(?![ -][0-9])"
+# must not continue a longer run of digit groups or a decimal number either: `4307 0019 7032 6963`
+# inside the IBAN `ES86 4307 0019 7032 6963 9942` is not a card number, nor is `0591029968` in
+# the measurement `17.0591029968` a phone number.
+BOUNDARY_BEFORE = r"(?<![0-9A-Za-z])(?<![0-9][ -])(?<![0-9]\.)"
+BOUNDARY_AFTER = r"(?![0-9A-Za-z])(?![ -][0-9])(?!\.[0-9])"
 
 _PACK_FIELDS = {"version", "min_score", "context_window", "context_boost", "recognisers"}
 _WINDOW_FIELDS = {"before", "after"}
