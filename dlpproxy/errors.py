@@ -38,3 +38,16 @@ class ScanTimeout(DlpError):
             f"scan exceeded its {budget_ms:.0f} ms budget (still running: {names}); "
             "raise engine.time_budget_ms or treat the prompt as unscanned"
         )
+
+
+class BodyError(DlpError):
+    """A request or response body cannot be read (malformed, truncated, wrong type, too big).
+
+    At the proxy a body that cannot be read is never passed on unscanned: callers block it and
+    quote this reason.
+    """
+
+    def __init__(self, problem: str, where: str = ""):
+        self.problem = problem
+        self.where = where
+        super().__init__(f"{where}: {problem}" if where else problem)
