@@ -28,7 +28,8 @@ from dlpproxy.providers.openai_format import (
 )
 
 ROUTE = re.compile(
-    r"/(?:v1|v1beta|v1alpha)/(?:.*/)?(?:models|tunedModels)/([^/:]+):(stream)?generateContent"
+    r"/(?:v1|v1beta|v1alpha)/(?:.*/)?(?:models|tunedModels)/([^/:]+)"
+    r":(?:generate|(stream)Generate)Content"
 )
 # generationConfig setting -> Chat Completions setting, for to_openai
 SAMPLING = {
