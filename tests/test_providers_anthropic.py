@@ -12,7 +12,7 @@ from anthropic.types import Message, RawMessageStreamEvent
 from pydantic import TypeAdapter
 
 from dlpproxy.errors import BodyError
-from dlpproxy.providers import Request
+from dlpproxy.providers import Request, UnknownShape, stream_from_openai
 from dlpproxy.providers.anthropic import AnthropicAdapter
 from dlpproxy.providers.claude_web import ClaudeWebAdapter
 
@@ -259,3 +259,23 @@ def test_claude_web_to_openai_puts_attachments_before_the_prompt():
     assert chat["messages"][0]["content"].endswith(
         "\n\nTurn these meeting notes into action items."
     )
+
+
+def test_local_model_stream_translates_to_valid_anthropic_events():
+    base = {"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": 1, "model": "llama"}
+    chunks = [
+        base | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+        base | {"choices": [{"index": 0, "delta": {"content": "Bonjour"}, "finish_reason": None}]},
+        base | {"choices": [{"index": 0, "delta": {"content": " !"}, "finish_reason": None}]},
+        base | {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]},
+    ]
+    body = b"".join(stream_from_openai(ADAPTER, chunks, messages_request(stream=True)))
+    events = [EVENT.validate_python(d) for name, d in sse_events(body) if name != "ping"]
+    deltas = [e.delta.text for e in events if e.type == "content_block_delta"]
+    stop = [e.delta.stop_reason for e in events if e.type == "message_delta"]
+    assert (deltas, stop) == (["Bonjour", " !"], ["max_tokens"])
+
+
+def test_claude_web_without_a_prompt_is_an_unknown_shape():
+    with pytest.raises(UnknownShape, match="claude_web: unknown body shape"):
+        WEB.extract(web_request(prompt=None))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dlpproxy.errors import BodyError
-from dlpproxy.providers import Request
+from dlpproxy.providers import Request, UnknownShape
 from dlpproxy.providers.chatgpt_web import ChatGPTWebAdapter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
@@ -131,3 +131,30 @@ def test_chatgpt_to_openai_is_the_users_turn_streamed():
     assert chat["messages"][0]["role"] == "user"
     assert chat["messages"][0]["content"].startswith("Fix this query, it times out:")
     assert chat["stream"] is True
+
+
+def test_chatgpt_regenerate_without_messages_has_no_text():
+    doc = {"action": "variant", "conversation_id": "c1", "parent_message_id": "p1", "model": "auto"}
+    req = Request(
+        "POST",
+        "chatgpt.com",
+        "/backend-api/f/conversation",
+        (),
+        json.dumps(doc).encode(),
+        "application/json",
+    )
+    assert ADAPTER.extract(req).prompt.segments == ()
+
+
+def test_chatgpt_next_without_messages_is_an_unknown_shape():
+    doc = {"action": "next", "conversation_id": "c1", "model": "auto"}
+    req = Request(
+        "POST",
+        "chatgpt.com",
+        "/backend-api/f/conversation",
+        (),
+        json.dumps(doc).encode(),
+        "application/json",
+    )
+    with pytest.raises(UnknownShape, match="chatgpt_web: unknown body shape"):
+        ADAPTER.extract(req)

@@ -113,18 +113,28 @@ def test_generic_finds_the_prompt_in_an_unknown_json_shape():
     ]
 
 
-def test_generic_skips_uuids_urls_timestamps_and_numbers():
-    body = json.dumps(
-        {
-            "a": "3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4e",
-            "b": "https://x.example/p",
-            "c": "2026-11-20T09:14:03Z",
-            "d": "12345",
-            "e": "real words here",
-        }
-    )
-    segments = ADAPTER.extract(json_request(body.encode())).prompt.segments
+def test_generic_skips_uuids_plain_urls_and_timestamps():
+    values = {
+        "a": "3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4e",
+        "b": "https://x.example/p",
+        "c": "2026-11-20T09:14:03Z",
+        "e": "real words here",
+    }
+    segments = ADAPTER.extract(json_request(json.dumps(values).encode())).prompt.segments
     assert [s.where for s in segments] == ["e"]
+
+
+def test_generic_keeps_digit_strings_such_as_card_numbers():
+    body = json.dumps({"card": "4111111111111111"}).encode()
+    assert [s.text for s in ADAPTER.extract(json_request(body)).prompt.segments] == [
+        "4111111111111111"
+    ]
+
+
+def test_generic_keeps_urls_with_credentials_or_a_query():
+    values = {"a": "https://deploy:s3cr3t@git.example/repo", "b": "https://x.example/p?sig=abc"}
+    segments = ADAPTER.extract(json_request(json.dumps(values).encode())).prompt.segments
+    assert [s.where for s in segments] == ["a", "b"]
 
 
 def test_generic_keeps_a_bare_key_that_looks_like_base64():

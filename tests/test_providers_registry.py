@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dlpproxy.errors import RulePackError
+from dlpproxy.errors import BodyError, RulePackError
 from dlpproxy.providers import (
     BY_NAME,
     Request,
@@ -15,6 +15,7 @@ from dlpproxy.providers import (
     default_services,
     is_ai_host,
     load_services,
+    read_request,
 )
 from dlpproxy.settings import Settings
 
@@ -123,3 +124,32 @@ def test_duplicate_service_names_are_an_error(tmp_path):
 def test_missing_hosts_is_an_error(tmp_path):
     with pytest.raises(RulePackError, match="missing required field 'hosts'"):
         load_services(write(tmp_path, "services:\n  - name: foo\n"), frozenset(BY_NAME))
+
+
+def test_changed_chat_format_falls_back_to_generic_and_is_still_scanned():
+    body = json.dumps(
+        {"model": "gpt-5", "conversation": [{"author": "user", "text": "deploy key inside"}]}
+    )
+    reading = read_request(post("api.openai.com", "/v1/chat/completions", body.encode()), SERVICES)
+    assert reading is not None
+    assert (reading.adapter.name, [s.where for s in reading.extracted.prompt.segments]) == (
+        "generic",
+        ["conversation[0].author", "conversation[0].text"],
+    )
+    assert reading.fallback.startswith("openai_chat: unknown body shape")
+
+
+def test_truncated_body_is_an_error_not_a_fallback():
+    req = post("api.anthropic.com", "/v1/messages", b'{"model":"claude","messages":[{"role":"us')
+    with pytest.raises(BodyError, match="anthropic: truncated JSON body"):
+        read_request(req, SERVICES)
+
+
+def test_read_request_of_a_host_outside_the_services_is_none():
+    assert read_request(post("intranet.example", "/v1/chat/completions"), SERVICES) is None
+
+
+def test_azure_responses_path_gets_the_responses_adapter():
+    body = json.dumps({"model": "gpt-4.1", "input": "hello"}).encode()
+    found = adapter_for(post("acme.openai.azure.com", "/openai/v1/responses", body), SERVICES)
+    assert found is not None and found.name == "openai_responses"

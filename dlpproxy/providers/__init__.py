@@ -7,6 +7,7 @@ service is adding one module and one line here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from dlpproxy.providers.anthropic import AnthropicAdapter
@@ -19,6 +20,7 @@ from dlpproxy.providers.base import (
     Request,
     Response,
     StreamTranslator,
+    UnknownShape,
     Unscanned,
     stream_from_openai,
 )
@@ -68,6 +70,34 @@ def adapter_for(req: Request, services: tuple[Service, ...] | None = None) -> Ad
     return GENERIC if GENERIC.matches(req) else None
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What `read_request` found: the adapter that read the body and the text it extracted.
+
+    `fallback` says why the generic adapter read it instead of the service's own adapter
+    (the service changed its format); use `adapter` for rewrite and block either way.
+    """
+
+    adapter: Adapter
+    extracted: Extracted
+    fallback: str = ""
+
+
+def read_request(req: Request, services: tuple[Service, ...] | None = None) -> Reading | None:
+    """Pick the adapter and extract; an unknown shape falls back to the generic adapter.
+
+    None: not AI traffic, or a request without a body. A BodyError (malformed, truncated,
+    not UTF-8, wrong type) propagates: the caller blocks it with the error as the reason.
+    """
+    adapter = adapter_for(req, services)
+    if adapter is None:
+        return None
+    try:
+        return Reading(adapter, adapter.extract(req))
+    except UnknownShape as exc:
+        return Reading(GENERIC, GENERIC.extract(req), fallback=str(exc))
+
+
 def default_services(settings: Settings | None = None) -> tuple[Service, ...]:
     """`rules/ai-services.yaml` from the settings' rules directory."""
     rules_dir: Path = (settings or Settings()).rules_dir
@@ -81,16 +111,19 @@ __all__ = [
     "Adapter",
     "Extracted",
     "Place",
+    "Reading",
     "Request",
     "Response",
     "Service",
     "StreamTranslator",
+    "UnknownShape",
     "Unscanned",
     "adapter_for",
     "decode_body",
     "default_services",
     "is_ai_host",
     "load_services",
+    "read_request",
     "service_for",
     "stream_from_openai",
 ]

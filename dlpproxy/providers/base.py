@@ -15,10 +15,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
+from dlpproxy.errors import BodyError
 from dlpproxy.providers.jsonpath import JsonPath, render
 from dlpproxy.types import Prompt, Segment
 
 INCIDENT_HEADER = "x-dlpproxy-incident"
+
+
+class UnknownShape(BodyError):
+    """Valid JSON, but not the shape this adapter knows: the service changed its format.
+
+    Callers fall back to the generic adapter so that the text is still scanned.
+    """
 
 
 @dataclass(frozen=True, slots=True)

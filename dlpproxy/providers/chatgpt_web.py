@@ -27,6 +27,8 @@ from dlpproxy.providers.base import Collector, Request, StreamTranslator
 from dlpproxy.providers.json_api import StreamingWebAdapter
 from dlpproxy.providers.openai_format import SSE_TYPE, delta_of, sse
 
+# Regenerating or continuing an answer sends no new user text.
+NO_NEW_TEXT = ("variant", "continue")
 ROUTE = re.compile(r"/backend-(?:api|anon)/(?:f/)?conversation")
 
 
@@ -37,7 +39,10 @@ class ChatGPTWebAdapter(StreamingWebAdapter):
         return req.method == "POST" and ROUTE.fullmatch(req.route) is not None
 
     def _walk(self, doc: dict[str, Any], found: Collector, req: Request) -> None:
-        for i, message in enumerate(doc.get("messages") or []):
+        messages = doc.get("messages")
+        if not isinstance(messages, list) and doc.get("action") not in NO_NEW_TEXT:
+            raise TypeError("'messages' is not a list")
+        for i, message in enumerate(messages or []):
             content = message.get("content") or {}
             for j, part in enumerate(content.get("parts") or []):
                 here = ("messages", i, "content", "parts", j)

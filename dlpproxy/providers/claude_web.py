@@ -31,7 +31,9 @@ class ClaudeWebAdapter(StreamingWebAdapter):
         return req.method == "POST" and ROUTE.fullmatch(req.route) is not None
 
     def _walk(self, doc: dict[str, Any], found: Collector, req: Request) -> None:
-        found.add(doc.get("prompt"), ("prompt",))
+        if not isinstance(doc.get("prompt"), str):
+            raise TypeError("'prompt' is not a string")
+        found.add(doc["prompt"], ("prompt",))
         for i, attachment in enumerate(doc.get("attachments") or []):
             found.add(attachment.get("extracted_content"), ("attachments", i, "extracted_content"))
         for i, _ in enumerate(doc.get("files") or []):

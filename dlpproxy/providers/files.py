@@ -18,6 +18,8 @@ from dlpproxy.providers.base import Place
 EXTRACTED_PLACE = Place("extracted", ())
 # Uncompressed size of a DOCX's XML parts we agree to read: larger is a zip bomb or not a memo.
 DOCX_XML_LIMIT = 32 * 1024 * 1024
+# Text extraction costs about a millisecond per page; past this a PDF is refused, not half read.
+PDF_PAGE_LIMIT = 300
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 DOCX_PARTS = ("word/document.xml", "word/footnotes.xml", "word/endnotes.xml", "word/comments.xml")
@@ -97,6 +99,9 @@ def _pdf_text(data: bytes, name: str) -> FileText:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             return FileText(None, reason=f"PDF '{name}' is encrypted: cannot extract its text")
+        if len(reader.pages) > PDF_PAGE_LIMIT:
+            pages = len(reader.pages)
+            return FileText(None, reason=f"PDF '{name}' has {pages} pages (limit {PDF_PAGE_LIMIT})")
         text = "\n".join(page.extract_text() or "" for page in reader.pages)
     except Exception as exc:  # pypdf raises many kinds on broken files; all mean "unreadable"
         return FileText(None, reason=f"PDF '{name}' cannot be read: {type(exc).__name__}: {exc}")

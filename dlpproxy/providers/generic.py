@@ -32,11 +32,12 @@ METADATA_KEYS = frozenset(
     {"id", "uuid", "model", "role", "type", "object", "timezone", "locale", "language"}
     | {"content_type", "mime_type", "mimeType", "media_type", "action", "status"}
 )
+# Strings that are never user text. Digit strings stay (card and ID numbers), and so do URLs
+# with credentials or a query string (tokens, presigned links).
 _NOT_TEXT = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # UUID
-    r"|https?://\S+"  # a bare URL
-    r"|\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:?\d\d)?"  # ISO timestamp
-    r"|[-+]?\d+(\.\d+)?",  # a number sent as a string
+    r"|https?://[^\s@?]+"  # a plain URL
+    r"|\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:?\d\d)?",  # ISO timestamp
     re.IGNORECASE,
 )
 _BASE64 = re.compile(r"data:[\w.+/-]+;base64,[A-Za-z0-9+/]*={0,2}")

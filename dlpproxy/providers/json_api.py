@@ -16,6 +16,7 @@ from dlpproxy.providers.base import (
     Request,
     Response,
     StreamTranslator,
+    UnknownShape,
 )
 from dlpproxy.providers.openai_format import chunks_of, completion
 
@@ -60,7 +61,7 @@ class JsonApiAdapter:
         except BodyError as exc:
             raise BodyError(f"{self.name}: {exc.problem}") from None
         if not isinstance(doc, dict):
-            raise BodyError(f"{self.name}: expected a JSON object, got {type(doc).__name__}")
+            raise UnknownShape(f"{self.name}: expected a JSON object, got {type(doc).__name__}")
         return doc
 
     def extract(self, req: Request) -> Extracted:
@@ -69,7 +70,7 @@ class JsonApiAdapter:
         try:
             self._walk(doc, found, req)
         except (AttributeError, TypeError, KeyError) as exc:
-            raise BodyError(f"{self.name}: unknown body shape ({exc})") from None
+            raise UnknownShape(f"{self.name}: unknown body shape ({exc})") from None
         return found.result(self._model(doc, req), self._stream(doc, req))
 
     def rewrite(self, req: Request, replacements: dict[int, str]) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -21,7 +22,9 @@ from dlpproxy.providers.openai_format import (
     usage_of,
 )
 
-ROUTE = "/v1/responses"
+# api.openai.com and compatible hosts use /v1/responses; Azure /openai/v1/responses and
+# /openai/responses?api-version=...
+ROUTE = re.compile(r"(?:/openai)?(?:/v1)?/responses")
 # Responses setting -> Chat Completions setting, for to_openai
 SAMPLING = {
     "temperature": "temperature",
@@ -35,10 +38,12 @@ class OpenAIResponsesAdapter(JsonApiAdapter):
     name = "openai_responses"
 
     def matches(self, req: Request) -> bool:
-        return req.method == "POST" and req.route == ROUTE
+        return req.method == "POST" and ROUTE.fullmatch(req.route) is not None
 
     def _walk(self, doc: dict[str, Any], found: Collector, req: Request) -> None:
         found.add(doc.get("instructions"), ("instructions",))
+        if "input" not in doc:
+            raise KeyError("no 'input'")
         items = doc.get("input")
         if not isinstance(items, list):
             found.add(items, ("input",))
