@@ -133,28 +133,17 @@ def test_chatgpt_to_openai_is_the_users_turn_streamed():
     assert chat["stream"] is True
 
 
-def test_chatgpt_regenerate_without_messages_has_no_text():
-    doc = {"action": "variant", "conversation_id": "c1", "parent_message_id": "p1", "model": "auto"}
-    req = Request(
-        "POST",
-        "chatgpt.com",
-        "/backend-api/f/conversation",
-        (),
-        json.dumps(doc).encode(),
-        "application/json",
+def bare_request(**doc: str) -> Request:
+    body = json.dumps(doc | {"conversation_id": "c1", "model": "auto"}).encode()
+    return Request(
+        "POST", "chatgpt.com", "/backend-api/f/conversation", (), body, "application/json"
     )
-    assert ADAPTER.extract(req).prompt.segments == ()
+
+
+def test_chatgpt_regenerate_without_messages_has_no_text():
+    assert ADAPTER.extract(bare_request(action="variant")).prompt.segments == ()
 
 
 def test_chatgpt_next_without_messages_is_an_unknown_shape():
-    doc = {"action": "next", "conversation_id": "c1", "model": "auto"}
-    req = Request(
-        "POST",
-        "chatgpt.com",
-        "/backend-api/f/conversation",
-        (),
-        json.dumps(doc).encode(),
-        "application/json",
-    )
     with pytest.raises(UnknownShape, match="chatgpt_web: unknown body shape"):
-        ADAPTER.extract(req)
+        ADAPTER.extract(bare_request(action="next"))
