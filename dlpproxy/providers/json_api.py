@@ -64,19 +64,22 @@ class JsonApiAdapter:
             raise UnknownShape(f"{self.name}: expected a JSON object, got {type(doc).__name__}")
         return doc
 
-    def extract(self, req: Request) -> Extracted:
-        doc = self.parse(req)
+    def _collect(self, doc: dict[str, Any], req: Request) -> Collector:
         found = Collector()
         try:
             self._walk(doc, found, req)
         except (AttributeError, TypeError, KeyError) as exc:
             raise UnknownShape(f"{self.name}: unknown body shape ({exc})") from None
-        return found.result(self._model(doc, req), self._stream(doc, req))
+        return found
+
+    def extract(self, req: Request) -> Extracted:
+        doc = self.parse(req)
+        return self._collect(doc, req).result(self._model(doc, req), self._stream(doc, req))
 
     def rewrite(self, req: Request, replacements: dict[int, str]) -> bytes:
         """The body with segment i's text replaced by `replacements[i]`; the rest kept."""
         doc = self.parse(req)
-        places = self.extract(req).places
+        places = self._collect(doc, req).places
         for index, text in replacements.items():
             if not 0 <= index < len(places):
                 raise BodyError(f"{self.name}: no segment {index} (body has {len(places)})")
