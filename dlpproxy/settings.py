@@ -39,6 +39,14 @@ def default_audit_db() -> Path:
     return Path(base) / "dlpproxy" / "audit.db"
 
 
+def default_ca_dir() -> Path:
+    """`DLPPROXY_CA_DIR`, else `$XDG_DATA_HOME/dlpproxy/ca`: the proxy's CA key and certificate."""
+    env = os.environ.get("DLPPROXY_CA_DIR")
+    if env:
+        return Path(env)
+    return default_audit_db().parent / "ca"
+
+
 # Detectors that run when none are named. `ner` (spaCy person/place names) is opt-in: it costs
 # about 40 ms per 2 KB on one core, more than every other detector together.
 DEFAULT_DETECTORS = ("secrets", "pii", "keywords")

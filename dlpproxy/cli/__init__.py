@@ -19,6 +19,8 @@ from dlpproxy.errors import DlpError
 # `dlpproxy --help` does not import every module.
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("dlpproxy.cli.scan", "scan text or JSON lines for secrets, personal data, markings"),
+    "run": ("dlpproxy.cli.run", "run the forward proxy that inspects AI traffic"),
+    "ca": ("dlpproxy.cli.ca", "export the proxy's CA certificate (PEM and DER)"),
     "audit": ("dlpproxy.cli.audit", "read the audit store: tail, export (jsonl|cef), prune"),
     "train": ("dlpproxy.cli.train", "train the ONNX content classifier from labelled JSON lines"),
 }

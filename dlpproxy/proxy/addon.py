@@ -1,0 +1,222 @@
+"""The mitmproxy addon: decrypt only AI traffic, inspect each prompt, enforce, record.
+
+Hooks: `tls_clienthello` lets every non-AI connection pass as an opaque tunnel; `request` turns a
+flow into a plain `Request`, runs the `Inspector` and applies its verdict; `responseheaders` and
+`response` restore placeholders in redacted conversations (SSE streams too). Nothing raises into
+mitmproxy: every failure is a decision and an audit event.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy.proxy import server_hooks
+
+from dlpproxy.audit import AuditWriter
+from dlpproxy.enforce.restore import SseRestorer, restore_json
+from dlpproxy.engine import Engine
+from dlpproxy.errors import DlpError
+from dlpproxy.identity import Directory, load_directory
+from dlpproxy.policy import PolicyHolder
+from dlpproxy.providers import BY_NAME, adapter_for
+from dlpproxy.providers.base import Request
+from dlpproxy.providers.bodies import decode_body
+from dlpproxy.providers.services import Service, is_ai_host, load_services, service_for
+from dlpproxy.proxy.inspector import Inspector, Verdict, Who, plain_block
+from dlpproxy.settings import Settings, default_audit_db
+
+log = logging.getLogger("dlpproxy")
+META = "dlpproxy"
+
+
+class DlpAddon:
+    def __init__(self) -> None:
+        self.inspector: Inspector | None = None
+        self.policy: PolicyHolder | None = None
+        self.writer: AuditWriter | None = None
+        self.services: tuple[Service, ...] | None = None
+        self.directory = Directory()
+        self.resolve: dict[str, tuple[str, int]] = {}
+
+    def load(self, loader: Any) -> None:
+        rules = Settings().rules_dir
+        loader.add_option("dlp_rules", str, str(rules), "folder of rule packs")
+        loader.add_option("dlp_policy", str, str(rules / "policy.yaml"), "policy file")
+        loader.add_option("dlp_services", str, str(rules / "ai-services.yaml"), "AI services")
+        loader.add_option("dlp_users", str, str(rules / "users.yaml"), "users and groups")
+        loader.add_option("dlp_audit_db", str, str(default_audit_db()), "audit store (SQLite)")
+        loader.add_option("dlp_detectors", str, "", "detectors, comma-separated (default set)")
+        loader.add_option("dlp_identity_header", str, "", "trusted user header from an auth proxy")
+        loader.add_option(
+            "dlp_resolve", Sequence[str], [], "HOST=IP:PORT: send HOST's traffic there (tests)"
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if not any(name.startswith("dlp_") for name in updated) and self.inspector is not None:
+            return
+        try:
+            self._configure()
+        except DlpError as exc:
+            raise exceptions.OptionsError(str(exc)) from None
+
+    def _configure(self) -> None:
+        opts = ctx.options
+        settings = Settings(rules_dir=Path(opts.dlp_rules))
+        if opts.dlp_detectors:
+            settings = settings.with_detectors(tuple(opts.dlp_detectors.split(",")))
+        self.policy = PolicyHolder(Path(opts.dlp_policy))
+        self.services = load_services(Path(opts.dlp_services), frozenset(BY_NAME))
+        self.directory = load_directory(Path(opts.dlp_users))
+        self.resolve = _parse_resolve(opts.dlp_resolve)
+        salt = _salt(Path(opts.dlp_audit_db))
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = AuditWriter(Path(opts.dlp_audit_db))
+        self.inspector = Inspector(Engine(settings), salt)
+        log.info("dlpproxy ready: detectors %s", ",".join(self.inspector.engine.names))
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        host = data.client_hello.sni or ""
+        if not host and data.context.server.address:
+            host = data.context.server.address[0]
+        if self.services is None or not is_ai_host(self.services, host):
+            data.ignore_connection = True
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        if data.server.address and data.server.address[0] in self.resolve:
+            data.server.address = self.resolve[data.server.address[0]]
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if self.services is None or self.inspector is None or self.policy is None:
+            return
+        host = flow.request.pretty_host
+        service = service_for(self.services, host, flow.request.path)
+        if service is None:
+            return
+        policy = self.policy.current()
+        if self.policy.error:
+            log.warning("policy: %s", self.policy.error)
+        who = self._who(flow, service)
+        try:
+            req = _request(flow, policy.max_body_bytes)
+            adapter = adapter_for(req, self.services)
+            if adapter is None:  # nothing to scan (a GET, an empty body): not a prompt
+                return
+            verdict = await self.inspector.inspect(req, adapter, policy, who)
+        except DlpError as exc:
+            verdict = self.inspector.refuse_raw(host, flow.request.path, policy, who, str(exc))
+        except Exception as exc:  # never into mitmproxy: fail closed with the reason
+            log.exception("inspection failed")
+            reason = f"internal error: {type(exc).__name__}"
+            verdict = self.inspector.refuse_raw(host, flow.request.path, policy, who, reason)
+        self._apply(flow, verdict)
+
+    def _apply(self, flow: http.HTTPFlow, verdict: Verdict) -> None:
+        if self.writer is not None:
+            self.writer.record(verdict.event)
+        flow.metadata[META] = verdict
+        if verdict.answer is not None:
+            a = verdict.answer
+            flow.response = http.Response.make(a.status, a.body, dict(a.headers))
+            return
+        if verdict.body is not None:
+            flow.request.content = verdict.body
+        flow.request.headers["x-dlpproxy-incident"] = verdict.event.id
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        verdict = flow.metadata.get(META)
+        if (
+            not isinstance(verdict, Verdict)
+            or verdict.placeholders is None
+            or flow.response is None
+        ):
+            return
+        if "text/event-stream" in flow.response.headers.get("content-type", ""):
+            restorer = SseRestorer(verdict.placeholders)
+
+            def stream(chunk: bytes) -> bytes:
+                return restorer.feed(chunk) if chunk else restorer.flush()
+
+            flow.response.stream = stream
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        verdict = flow.metadata.get(META)
+        if (
+            not isinstance(verdict, Verdict)
+            or verdict.placeholders is None
+            or flow.response is None
+        ):
+            return
+        if flow.response.stream:
+            return
+        try:
+            body = flow.response.get_content(strict=False) or b""
+        except ValueError:
+            return
+        flow.response.content = restore_json(body, verdict.placeholders)
+
+    def done(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.inspector is not None:
+            self.inspector.engine.close()
+
+    def _who(self, flow: http.HTTPFlow, service: Service) -> Who:
+        auth = flow.metadata.get("proxyauth")
+        auth_user = str(auth[0]) if isinstance(auth, tuple) and auth else ""
+        header = ctx.options.dlp_identity_header
+        header_user = flow.request.headers.get(header, "") if header else ""
+        client = flow.client_conn.peername[0] if flow.client_conn.peername else ""
+        user, groups = self.directory.identify(auth_user, header_user, client)
+        return Who(user, groups, client, service.name, bool(service.sanctioned))
+
+
+def _request(flow: http.HTTPFlow, limit: int) -> Request:
+    """A plain Request with the body decoded (gzip/br/zstd...) under the size limit."""
+    raw = flow.request.raw_content or b""
+    if len(raw) > limit:
+        raise DlpError(f"request body of {len(raw)} bytes is over the {limit}-byte limit")
+    body = decode_body(raw, flow.request.headers.get("content-encoding"), limit)
+    headers = tuple((k, v) for k, v in flow.request.headers.items(multi=True))
+    return Request(
+        flow.request.method, flow.request.pretty_host, flow.request.path, headers, body,
+        flow.request.headers.get("content-type", ""),
+    )  # fmt: skip
+
+
+def _parse_resolve(specs: Sequence[str]) -> dict[str, tuple[str, int]]:
+    out: dict[str, tuple[str, int]] = {}
+    for spec in specs:
+        host, _, target = spec.partition("=")
+        ip, _, port = target.rpartition(":")
+        if not host or not ip or not port.isdigit():
+            raise DlpError(f"dlp_resolve: '{spec}' is not HOST=IP:PORT")
+        out[host] = (ip, int(port))
+    return out
+
+
+def _salt(db: Path) -> bytes:
+    """A per-installation salt for value hashes, kept beside the audit store (0600)."""
+    path = db.with_name(db.name + ".salt")
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(value)
+    return value
+
+
+def blocked_response(message: str, incident: str) -> http.Response:
+    a = plain_block(message, incident)
+    return http.Response.make(a.status, a.body, dict(a.headers))
+
+
+addons = [DlpAddon()]
