@@ -11,7 +11,7 @@ import pytest
 
 from dlpproxy.detect import secrets
 from dlpproxy.detect.rulepack import load_pack
-from dlpproxy.detect.secrets import SecretsDetector, build, shannon_entropy
+from dlpproxy.detect.secrets import SecretsDetector, build, shannon_entropy, widen_repeats
 from dlpproxy.errors import RulePackError
 from dlpproxy.settings import Settings
 from dlpproxy.types import Finding
@@ -26,6 +26,12 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJrZXZpbiJ9.Qx3v9kLmP2sT8wYbN4rJ6hF1dZ0cA7e
 @pytest.fixture(scope="module")
 def detector() -> SecretsDetector:
     return SecretsDetector.from_paths([PACKS / "basic.yaml"])
+
+
+@pytest.fixture(scope="module")
+def prefiltered() -> SecretsDetector:
+    """The basic pack with the regex prefilter on for texts of any size."""
+    return SecretsDetector([load_pack(PACKS / "basic.yaml")], prefilter_from=0)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +97,62 @@ def test_keyword_prefilter_selects_rules_whose_keyword_occurs_in_any_case(detect
     assert detector.candidate_rules("see GHP_ and Stripe SK_LIVE_ docs") == (
         "github-pat", "stripe-secret-key", "jwt",
     )  # fmt: skip
+
+
+def test_regex_prefilter_drops_keyword_rules_whose_regex_cannot_match(prefiltered):
+    text = "GitHub PATs start with ghp_ and Stripe keys with sk_live_."
+    assert prefiltered.candidate_rules(text) == ("github-pat", "stripe-secret-key", "jwt")
+    assert prefiltered.rules_to_run(text) == ()
+
+
+def test_regex_prefilter_keeps_the_rule_that_matches(prefiltered):
+    assert prefiltered.rules_to_run(f"token {GITHUB}") == ("github-pat",)
+
+
+def test_regex_prefilter_is_skipped_for_text_with_lone_surrogates(prefiltered):
+    assert prefiltered.rules_to_run("ghp_ \udc00") == ("github-pat", "jwt")
+
+
+def test_regex_prefilter_is_skipped_for_short_texts_by_default(detector):
+    text = "GitHub PATs start with ghp_."
+    assert detector.rules_to_run(text) == detector.candidate_rules(text) == ("github-pat", "jwt")
+
+
+def test_rule_with_non_ascii_regex_always_passes_the_regex_prefilter(tmp_path):
+    det = SecretsDetector([load_pack(write_ru_pack(tmp_path))], prefilter_from=0)
+    assert det.rules_to_run("ключ? no value here") == ("ru-key",)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "widened"),
+    [
+        (r"\b(ghp_[A-Za-z0-9]{36})\b", r"\b(ghp_[A-Za-z0-9]{8,})\b"),
+        (r"[^{}]{0,1000}?x{3}", r"[^{}]*?x{3,}"),
+        (r"\{5\}[{]{2,4}", r"\{5\}[{]{2,}"),
+        (r"[]{1}][[:alpha:]{]{2}", r"[]{1}][[:alpha:]{]{2,}"),
+        (r"a{,5}", r"a{,5}"),
+    ],
+)
+def test_widen_repeats_opens_counted_repeats_outside_classes_and_escapes(pattern, widened):
+    assert widen_repeats(pattern) == widened
+
+
+EQUIVALENCE_TEXTS = [
+    f"aws_access_key_id = {AWS}",
+    f"운영 키 {AWS} / 토큰 {GITHUB} / {STRIPE} 😀",
+    f"Bearer {JWT}\npassword: Tr0ub4dor&3xQ\napi_key = q8Zr2LmX4vT9nB6kW1sY3hD7",
+    "key with vertical\x0btab: password=Tr0u\x0bb4dor&3xQ",
+    "token list: api_\u212aey = q8Zr2LmX4vT9nB6kW1sY3hD7",
+    "pwd note: pa\u017fsword = Tr0ub4dor&3xQ",
+    "-----BEGIN EC PRIVATE KEY-----",
+]
+
+
+@pytest.mark.parametrize("text", EQUIVALENCE_TEXTS)
+def test_regex_prefilter_never_changes_the_findings(prefiltered, text):
+    plain = SecretsDetector([load_pack(PACKS / "basic.yaml")], prefilter_from=None)
+    assert prefiltered.detect(text) == plain.detect(text)
+    assert plain.detect(text) != []
 
 
 def test_rule_without_keywords_finds_its_format_in_any_text(detector):
@@ -172,15 +234,19 @@ def test_without_hyperscan_the_fallback_finds_the_same(monkeypatch, detector):
     assert fallback.detect(text) == detector.detect(text)
 
 
-def test_non_ascii_keyword_matches_regardless_of_case(tmp_path):
+def write_ru_pack(tmp_path: Path) -> Path:
     pack = tmp_path / "ru.yaml"
     pack.write_text(
         "version: 1\nrules:\n  - id: ru-key\n    description: key\n    type: ru_key\n"
         "    regex: '(?i)ключ=([0-9a-f]{16})'\n    keywords: [ключ]\n    severity: high\n",
         encoding="utf-8",
     )
+    return pack
+
+
+def test_non_ascii_keyword_matches_regardless_of_case(tmp_path):
     text = "КЛЮЧ=0123456789abcdef"
-    assert spans(SecretsDetector.from_paths([pack]).detect(text), text) == [
+    assert spans(SecretsDetector.from_paths([write_ru_pack(tmp_path)]).detect(text), text) == [
         ("ru-key", "0123456789abcdef")
     ]
 
@@ -242,20 +308,35 @@ def test_build_without_a_pack_is_a_clear_error(tmp_path):
     assert caught.value.source == str(tmp_path / "secrets.yaml")
 
 
-def test_nested_quantifier_rule_scans_adversarial_megabyte_in_under_a_second(tmp_path):
+EVIL_PACK = """\
+version: 1
+rules:
+  - id: nested
+    description: nested quantifiers, exponential for a backtracking engine
+    type: evil
+    regex: '((?:a+)+b)'
+    severity: low
+  - id: alternation
+    description: overlapping alternation, exponential for a backtracking engine
+    type: evil
+    regex: '((?:a|aa)+c)'
+    severity: low
+"""
+
+
+@pytest.mark.parametrize("prefilter_from", [0, None], ids=["prefilter", "re2-only"])
+def test_nested_quantifier_rules_scan_adversarial_megabyte_in_under_a_second(
+    tmp_path, prefilter_from
+):
     pack = tmp_path / "evil.yaml"
-    pack.write_text(
-        "version: 1\nrules:\n  - id: nested\n    description: nested quantifiers\n"
-        "    type: evil\n    regex: '((?:a+)+b)'\n    severity: low\n"
-        "  - id: alternation\n    description: overlapping alternation\n"
-        "    type: evil\n    regex: '((?:a|aa)+c)'\n    severity: low\n",
-        encoding="utf-8",
-    )
-    det = SecretsDetector.from_paths([pack])
-    text = "a" * 1_000_000 + "!"
+    pack.write_text(EVIL_PACK, encoding="utf-8")
+    det = SecretsDetector([load_pack(pack)], prefilter_from=prefilter_from)
+    text = "a" * 1_000_000 + "!" + "ab"
     started = time.perf_counter()
     found = det.detect(text)
-    assert (found, time.perf_counter() - started < 1.0) == ([], True)
+    elapsed = time.perf_counter() - started
+    assert spans(found, text) == [("nested", "ab")]
+    assert elapsed < 1.0
 
 
 def test_ten_megabyte_input_with_scattered_secrets_is_scanned_whole(detector):

@@ -1,9 +1,11 @@
 """The secrets detector: credentials and keys found by rule packs, in linear time.
 
 One hyperscan pass over all rule keywords picks the rules a text can trigger (the gitleaks
-keyword pre-filter, but for all rules at once); only those rules' RE2 regexes then run, over the
-UTF-8 bytes of the text, so the cost is linear in the text and no regex can backtrack. Findings
-span the secret (the rule's secret group), pass the rule's entropy floor and no allowlist.
+keyword pre-filter, but for all rules at once); on texts of 64 KiB and more a second pass, over
+all rule regexes in hyperscan's prefilter mode, drops the rules that cannot match anywhere. Only
+the remaining rules' RE2 regexes run, over the UTF-8 bytes of the text, so the cost is linear in
+the text and no regex can backtrack. Findings span the secret (the rule's secret group), pass
+the rule's entropy floor and no allowlist.
 
 Rule pack format (`rules/secrets.yaml`; gitleaks TOML is accepted as well)::
 
@@ -40,6 +42,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import re2
+
 from dlpproxy.detect.rulepack import Allowlist, RulePack, SecretRule, load_pack
 from dlpproxy.errors import RulePackError
 from dlpproxy.settings import Settings
@@ -52,6 +56,46 @@ except ImportError:  # pragma: no cover - exercised only where the wheel is miss
 
 log = logging.getLogger(__name__)
 _warned_no_hyperscan = False
+
+# Below this size a text skips the regex prefilter: running the keyword-selected rules over a
+# short prompt costs microseconds, less than the prefilter's one-off compile is worth.
+PREFILTER_FROM_BYTES = 64 * 1024
+
+
+class _Hyperscan:
+    """A compiled hyperscan block database; scratch space is per thread, as hyperscan requires."""
+
+    def __init__(self, patterns: list[bytes], flags: int, literal: bool = False):
+        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._db.compile(
+            expressions=patterns,
+            ids=list(range(len(patterns))),
+            elements=len(patterns),
+            flags=flags,
+            literal=literal,
+        )
+        self._local = threading.local()
+
+    def ids(self, data: bytes) -> list[int]:
+        """Ids of the patterns that match in `data` (once each: the databases use SINGLEMATCH)."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = hyperscan.Scratch(self._db)
+        hits: list[int] = []
+        self._db.scan(data, match_event_handler=_collect, context=hits, scratch=scratch)
+        return hits
+
+
+def _collect(pattern_id: int, _start: int, _end: int, _flags: int, hits: Any) -> None:
+    hits.append(pattern_id)
+
+
+def _hyperscan_ready() -> bool:
+    global _warned_no_hyperscan
+    if hyperscan is None and not _warned_no_hyperscan:
+        _warned_no_hyperscan = True
+        log.warning("hyperscan not importable: secret keywords use substring tests (slower)")
+    return hyperscan is not None
 
 
 class KeywordIndex:
@@ -68,53 +112,114 @@ class KeywordIndex:
         for i, rule in enumerate(rules):
             for kw in rule.keywords:
                 owners.setdefault(kw.lower(), []).append(i)
-        self._db: Any = None
-        self._local = threading.local()
         hs_words = [k for k in owners if k.isascii()] if _hyperscan_ready() else []
         self._hs_owners = [tuple(owners[k]) for k in hs_words]
         self._plain = [(k, tuple(v)) for k, v in owners.items() if k not in set(hs_words)]
+        self._hs: _Hyperscan | None = None
         if hs_words:
-            self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self._db.compile(
-                expressions=[k.encode() for k in hs_words],
-                ids=list(range(len(hs_words))),
-                elements=len(hs_words),
-                flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
-                literal=True,
-            )
+            flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
+            self._hs = _Hyperscan([k.encode() for k in hs_words], flags, literal=True)
 
-    def candidates(self, text: str, data: bytes) -> list[int]:
-        """Indices (in rule order) of the rules to run on `text`, whose UTF-8 form is `data`."""
+    def candidates(self, text: str, data: bytes) -> set[int]:
+        """Indices of the rules to run on `text`, whose UTF-8 form is `data`."""
         chosen = set(self.always)
-        if self._db is not None:
-            hits: list[int] = []
-            self._db.scan(data, match_event_handler=_collect, context=hits, scratch=self._scratch())
-            for kw_id in hits:
+        if self._hs is not None:
+            for kw_id in self._hs.ids(data):
                 chosen.update(self._hs_owners[kw_id])
         if self._plain:
             lowered = text.lower()
             for kw, owners in self._plain:
                 if kw in lowered:
                     chosen.update(owners)
-        return sorted(chosen)
-
-    def _scratch(self) -> Any:
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._db)
-        return scratch
+        return chosen
 
 
-def _collect(kw_id: int, _start: int, _end: int, _flags: int, hits: list[int]) -> None:
-    hits.append(kw_id)
+# Regex syntax whose meaning hyperscan (without UCP) may not share with RE2: Unicode classes and
+# code points, RE2's any-byte \C.
+_UNICODE_SYNTAX = re2.compile(r"\\[pPC]|\\x\{")
+# RE2's \S admits a vertical tab, PCRE's (hence hyperscan's) does not; text holding one skips
+# the regex prefilter. (Unicode case folding agrees: hyperscan folds K/s to the Kelvin sign and
+# long s in UTF-8 mode, as RE2 does.)
+_DISAGREEING_CHARS = ("\x0b",)
 
 
-def _hyperscan_ready() -> bool:
-    global _warned_no_hyperscan
-    if hyperscan is None and not _warned_no_hyperscan:
-        _warned_no_hyperscan = True
-        log.warning("hyperscan not importable: secret keywords use substring tests (slower)")
-    return hyperscan is not None
+_REPEAT = re2.compile(r"\{(\d+)(?:,\d*)?\}")
+
+
+def widen_repeats(pattern: str, cap: int = 8) -> str:
+    """`pattern` with each counted repeat {m}, {m,} or {m,n} opened to {min(m, cap),}.
+
+    The result matches a superset of the original, which is all a prefilter needs, and spares
+    hyperscan the bounded repeats (`[^{}]{0,1000}?`) that cost it tens of seconds to compile.
+    Escapes and character classes (POSIX ones included) are copied untouched.
+    """
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        step = 2 if ch == "\\" else 1
+        if in_class and pattern.startswith("[:", i):
+            step = max(pattern.find(":]", i + 2) + 2 - i, 1)
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            step += pattern.startswith("^", i + 1)
+            step += pattern.startswith("]", i + step)
+        elif ch == "{" and (found := _REPEAT.match(pattern[i:])):
+            low = min(int(found.group(1)), cap)
+            out.append(f"{{{low},}}" if low else "*")
+            i += found.end()
+            continue
+        out.append(pattern[i : i + step])
+        i += step
+    return "".join(out)
+
+
+class RegexPrefilter:
+    """Which rules can match at all: all rule regexes in one hyperscan database, prefilter mode.
+
+    Prefilter mode over-approximates each regex, so a rule it rules out cannot match and its RE2
+    pass is skipped; RE2 still decides every span. Counted repeats are widened first (see
+    `widen_repeats`). Regexes hyperscan cannot take, or might read differently (non-ASCII,
+    Unicode classes), are left out and always run. Compiling a 300-rule pack takes about a second.
+    """
+
+    def __init__(self, rules: Sequence[SecretRule]):
+        fitting = [
+            i
+            for i, r in enumerate(rules)
+            if r.regex.pattern.isascii() and not _UNICODE_SYNTAX.search(r.regex.pattern)
+        ]
+        flags = (
+            hyperscan.HS_FLAG_PREFILTER
+            | hyperscan.HS_FLAG_SINGLEMATCH
+            | hyperscan.HS_FLAG_UTF8
+            | hyperscan.HS_FLAG_ALLOWEMPTY
+        )
+        patterns = {i: widen_repeats(rules[i].regex.pattern).encode() for i in fitting}
+        try:
+            self._hs: _Hyperscan | None = _Hyperscan(list(patterns.values()), flags)
+        except hyperscan.error:
+            fitting = [i for i in fitting if _compiles(patterns[i], flags)]
+            self._hs = _Hyperscan([patterns[i] for i in fitting], flags) if fitting else None
+        self._rule_of = fitting
+        self.unfiltered = frozenset(range(len(rules))) - frozenset(fitting)
+
+    def possible(self, text: str, data: bytes) -> frozenset[int] | None:
+        """Rules that may match `text` (UTF-8 `data`, valid), or None when all must run."""
+        if self._hs is None or any(ch in text for ch in _DISAGREEING_CHARS):
+            return None
+        return self.unfiltered | {self._rule_of[h] for h in self._hs.ids(data)}
+
+
+def _compiles(pattern: bytes, flags: int) -> bool:
+    try:
+        _Hyperscan([pattern], flags)
+    except hyperscan.error as exc:
+        log.info("secret rule regex left out of the hyperscan prefilter (%s): %r", exc, pattern)
+        return False
+    return True
 
 
 class SecretsDetector:
@@ -122,7 +227,11 @@ class SecretsDetector:
 
     name = "secrets"
 
-    def __init__(self, packs: Sequence[RulePack]):
+    def __init__(
+        self, packs: Sequence[RulePack], prefilter_from: int | None = PREFILTER_FROM_BYTES
+    ):
+        """`prefilter_from`: texts of at least this many UTF-8 bytes go through the regex
+        prefilter (compiled on first use); None never (every keyword-selected rule runs)."""
         chosen: dict[str, tuple[SecretRule, tuple[Allowlist, ...]]] = {}
         for pack in packs:
             for rule in pack.rules:
@@ -135,6 +244,9 @@ class SecretsDetector:
         self._allowlists = tuple(a for _, a in chosen.values())
         self.categories = frozenset(r.category for r in self.rules)
         self._index = KeywordIndex(self.rules)
+        self._prefilter_from = prefilter_from if _hyperscan_ready() else None
+        self._prefilter: RegexPrefilter | None = None
+        self._prefilter_lock = threading.Lock()
 
     @classmethod
     def from_paths(cls, paths: Iterable[Path | str]) -> SecretsDetector:
@@ -142,15 +254,35 @@ class SecretsDetector:
 
     def candidate_rules(self, text: str) -> tuple[str, ...]:
         """Ids of the rules the keyword pre-filter lets run on `text`."""
-        data = text.encode("utf-8", "surrogatepass")
-        return tuple(self.rules[i].id for i in self._index.candidates(text, data))
+        data, _ = _utf8(text)
+        return tuple(self.rules[i].id for i in sorted(self._index.candidates(text, data)))
+
+    def rules_to_run(self, text: str) -> tuple[str, ...]:
+        """Ids of the rules past both pre-filters: a keyword occurs, and the regex may match."""
+        data, valid = _utf8(text)
+        return tuple(self.rules[i].id for i in self._selected(text, data, valid))
+
+    def _selected(self, text: str, data: bytes, valid: bool) -> list[int]:
+        chosen = self._index.candidates(text, data)
+        least = self._prefilter_from
+        if chosen and valid and least is not None and len(data) >= least:
+            possible = self._regex_prefilter().possible(text, data)
+            if possible is not None:
+                chosen &= possible
+        return sorted(chosen)
+
+    def _regex_prefilter(self) -> RegexPrefilter:
+        with self._prefilter_lock:
+            if self._prefilter is None:
+                self._prefilter = RegexPrefilter(self.rules)
+            return self._prefilter
 
     def detect(self, text: str) -> list[Finding]:
         if not text:
             return []
-        data = text.encode("utf-8", "surrogatepass")
+        data, valid = _utf8(text)
         best: dict[tuple[int, int], int] = {}
-        for i in self._index.candidates(text, data):
+        for i in self._selected(text, data, valid):
             rule = self.rules[i]
             for match in rule.regex.finditer(data):
                 start, end = match.span(rule.secret_group)
@@ -221,6 +353,14 @@ def shannon_entropy(value: str) -> float:
         return 0.0
     size = len(value)
     return -sum(n / size * math.log2(n / size) for n in Counter(value).values())
+
+
+def _utf8(text: str) -> tuple[bytes, bool]:
+    """The UTF-8 bytes of `text`, and whether they are valid (lone surrogates pass through)."""
+    try:
+        return text.encode("utf-8"), True
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass"), False
 
 
 def _decode(raw: bytes) -> str:
