@@ -24,7 +24,7 @@ from dlpproxy.engine import Engine
 from dlpproxy.errors import DlpError
 from dlpproxy.identity import Directory, load_directory
 from dlpproxy.policy import PolicyHolder
-from dlpproxy.providers import BY_NAME, adapter_for
+from dlpproxy.providers import BY_NAME, GENERIC, adapter_for
 from dlpproxy.providers.base import Request
 from dlpproxy.providers.bodies import decode_body
 from dlpproxy.providers.services import Service, is_ai_host, load_services, service_for
@@ -160,6 +160,38 @@ class DlpAddon:
         except ValueError:
             return
         flow.response.content = restore_json(body, verdict.placeholders)
+
+    async def websocket_message(self, flow: http.HTTPFlow) -> None:
+        """Client messages on WebSockets to AI hosts are scanned like bodies (generic adapter)."""
+        if self.services is None or self.inspector is None or self.policy is None:
+            return
+        if flow.websocket is None or not flow.websocket.messages:
+            return
+        message = flow.websocket.messages[-1]
+        service = service_for(self.services, flow.request.pretty_host, flow.request.path)
+        if not message.from_client or service is None:
+            return
+        policy = self.policy.current()
+        who = self._who(flow, service)
+        ctype = "application/json" if message.content[:1] in (b"{", b"[") else "text/plain"
+        req = Request("WS", flow.request.pretty_host, flow.request.path, (), message.content, ctype)
+        try:
+            verdict = await self.inspector.inspect(req, GENERIC, policy, who)
+        except Exception as exc:  # never into mitmproxy
+            log.exception("websocket inspection failed")
+            reason = f"internal error: {type(exc).__name__}"
+            verdict = self.inspector.refuse_raw(req.host, req.path, policy, who, reason)
+        if self.writer is not None:
+            self.writer.record(verdict.event)
+        if verdict.answer is not None:
+            message.drop()
+            note = f"dlpproxy blocked a message (incident {verdict.event.id})"
+            try:
+                ctx.master.commands.call("inject.websocket", flow, True, note.encode(), True)
+            except exceptions.CommandError:  # no proxy server (addon unit tests)
+                log.info(note)
+        elif verdict.body is not None:
+            message.content = verdict.body
 
     def done(self) -> None:
         if self.writer is not None:
