@@ -156,3 +156,15 @@ def test_locked_database_does_not_lose_events(tmp_path: Path) -> None:
     spill = tmp_path / "audit.db.undelivered.jsonl"
     stored = db["events"].count + (len(spill.read_text().splitlines()) if spill.exists() else 0)
     assert stored == 1
+
+
+def test_writer_applies_the_retention_period(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    writer = AuditWriter(path, interval=0.01, retention_days=30)
+    writer.record(AuditEvent("allow", ts=1000.0))
+    writer.record(AuditEvent("block"))
+    writer.close()
+    writer = AuditWriter(path, interval=0.01, retention_days=30)
+    writer.record(AuditEvent("monitor"))
+    writer.close()
+    assert sorted(r["action"] for r in recent(open_store(path))) == ["block", "monitor"]

@@ -164,10 +164,14 @@ def prune(db: sqlite_utils.Database, older_than_days: float) -> int:
 class AuditWriter:
     """Batches events to the store on a background thread; `close()` flushes everything queued."""
 
-    def __init__(self, path: Path, batch: int = 500, interval: float = 0.2):
+    def __init__(
+        self, path: Path, batch: int = 500, interval: float = 0.2, retention_days: float = 0.0
+    ):
         self.path = path
         self.batch = batch
         self.interval = interval
+        self.retention_days = retention_days
+        self._pruned_at = 0.0
         self.errors = 0
         self.last_error = ""
         open_store(path).conn.close()  # fail now, clearly, if the file is unusable
@@ -204,7 +208,19 @@ class AuditWriter:
             if pending:
                 self._flush(db, pending)
                 pending = []
+            self._apply_retention(db)
         db.conn.close()
+
+    def _apply_retention(self, db: sqlite_utils.Database) -> None:
+        """Delete events past the retention period, at most once an hour (0 keeps everything)."""
+        now = time.monotonic()
+        if self.retention_days <= 0 or (self._pruned_at and now - self._pruned_at < 3600):
+            return
+        self._pruned_at = now
+        try:
+            prune(db, self.retention_days)
+        except sqlite3.Error as exc:
+            self.last_error = f"retention: {exc}"
 
     def _flush(self, db: sqlite_utils.Database, events: list[AuditEvent]) -> None:
         for attempt in range(5):

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", type=Path, default=rules / "policy.yaml", help="policy file")
     parser.add_argument("--rules", type=Path, default=rules, help="rule-pack folder")
     parser.add_argument("--audit-db", type=Path, default=default_audit_db(), help="audit store")
+    parser.add_argument(
+        "--retention-days", type=float, default=0.0, help="delete audit events older (0: keep all)"
+    )
     parser.add_argument("--ca-dir", type=Path, default=default_ca_dir(), help="CA folder")
     parser.add_argument("--upstream", help="upstream proxy URL (http://host:port)")
     parser.add_argument("--detectors", help="detectors, comma-separated (default set)")
@@ -39,6 +42,7 @@ def mitmdump_args(args: argparse.Namespace) -> list[str]:
         "--set", f"dlp_rules={args.rules}", "--set", f"dlp_audit_db={args.audit_db}",
         "--set", f"dlp_services={args.rules / 'ai-services.yaml'}",
         "--set", f"dlp_users={args.rules / 'users.yaml'}",
+        "--set", f"dlp_retention_days={args.retention_days}",
         "--set", "flow_detail=0",
     ]  # fmt: skip
     if args.upstream:

@@ -52,6 +52,7 @@ class DlpAddon:
         loader.add_option("dlp_users", str, str(rules / "users.yaml"), "users and groups")
         loader.add_option("dlp_audit_db", str, str(default_audit_db()), "audit store (SQLite)")
         loader.add_option("dlp_detectors", str, "", "detectors, comma-separated (default set)")
+        loader.add_option("dlp_retention_days", float, 0.0, "delete audit events older (0: keep)")
         loader.add_option("dlp_identity_header", str, "", "trusted user header from an auth proxy")
         loader.add_option(
             "dlp_resolve", Sequence[str], [], "HOST=IP:PORT: send HOST's traffic there (tests)"
@@ -77,7 +78,7 @@ class DlpAddon:
         salt = _salt(Path(opts.dlp_audit_db))
         if self.writer is not None:
             self.writer.close()
-        self.writer = AuditWriter(Path(opts.dlp_audit_db))
+        self.writer = AuditWriter(Path(opts.dlp_audit_db), retention_days=opts.dlp_retention_days)
         self.inspector = Inspector(Engine(settings), salt)
         log.info("dlpproxy ready: detectors %s", ",".join(self.inspector.engine.names))
 
