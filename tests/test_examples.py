@@ -1,0 +1,29 @@
+"""The examples stay true to the code: the PAC file covers every AI service host."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dlpproxy.identity import load_directory
+from dlpproxy.policy import load_policy
+from dlpproxy.providers import default_services
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pac_file_lists_every_ai_service_host() -> None:
+    pac = (ROOT / "examples" / "proxy.pac").read_text(encoding="utf-8")
+    listed = set(re.findall(r'^\s+"([^"]+)",?$', pac, re.MULTILINE))
+    wanted = {h.partition("/")[0] for s in default_services() for h in s.hosts}
+    assert listed == wanted
+
+
+def test_example_users_file_loads() -> None:
+    directory = load_directory(ROOT / "examples" / "users.yaml")
+    assert directory.identify("", "", "10.20.3.4") == ("office-seoul", ())
+    assert directory.identify("bob", "", "10.20.3.4") == ("bob", ("engineering", "security-team"))
+
+
+def test_shipped_policy_loads() -> None:
+    assert load_policy(ROOT / "rules" / "policy.yaml").fail_closed
