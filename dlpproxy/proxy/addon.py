@@ -52,8 +52,12 @@ class DlpAddon:
         loader.add_option("dlp_users", str, str(rules / "users.yaml"), "users and groups")
         loader.add_option("dlp_audit_db", str, str(default_audit_db()), "audit store (SQLite)")
         loader.add_option("dlp_detectors", str, "", "detectors, comma-separated (default set)")
-        loader.add_option("dlp_retention_days", float, 0.0, "delete audit events older (0: keep)")
+        loader.add_option("dlp_retention_days", str, "0", "delete audit events older (0: keep)")
         loader.add_option("dlp_identity_header", str, "", "trusted user header from an auth proxy")
+        loader.add_option(
+            "dlp_time_budget_ms", int, int(Settings().time_budget_ms),
+            "scan time budget per prompt in ms; a slower scan fails closed",
+        )  # fmt: skip
         loader.add_option(
             "dlp_resolve", Sequence[str], [], "HOST=IP:PORT: send HOST's traffic there (tests)"
         )
@@ -68,7 +72,9 @@ class DlpAddon:
 
     def _configure(self) -> None:
         opts = ctx.options
-        settings = Settings(rules_dir=Path(opts.dlp_rules))
+        settings = Settings(
+            rules_dir=Path(opts.dlp_rules), time_budget_ms=float(opts.dlp_time_budget_ms)
+        )
         if opts.dlp_detectors:
             settings = settings.with_detectors(tuple(opts.dlp_detectors.split(",")))
         self.policy = PolicyHolder(Path(opts.dlp_policy))
@@ -78,7 +84,9 @@ class DlpAddon:
         salt = _salt(Path(opts.dlp_audit_db))
         if self.writer is not None:
             self.writer.close()
-        self.writer = AuditWriter(Path(opts.dlp_audit_db), retention_days=opts.dlp_retention_days)
+        self.writer = AuditWriter(
+            Path(opts.dlp_audit_db), retention_days=float(opts.dlp_retention_days)
+        )
         self.inspector = Inspector(Engine(settings), salt)
         log.info("dlpproxy ready: detectors %s", ",".join(self.inspector.engine.names))
 

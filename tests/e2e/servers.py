@@ -1,20 +1,38 @@
-"""Real loopback servers for end-to-end tests: an HTTPS stand-in for an AI service."""
+"""Real loopback servers for end-to-end tests: one HTTPS stand-in for several AI services.
+
+`FakeAIService` answers in each service's own wire format, echoing the last user text as
+`You said: <text>` so a test can check what the service received and what the client got back:
+OpenAI Chat Completions (JSON and SSE), OpenAI Responses (JSON and its SSE event sequence),
+Anthropic Messages (JSON and its SSE event sequence) and Gemini generateContent /
+streamGenerateContent (`alt=sse`). Streams go out in 5-character pieces, so a placeholder is
+split across events. Every request is kept in `received`, decoded from its Content-Encoding.
+"""
 
 from __future__ import annotations
 
 import datetime
+import gzip
 import ipaddress
 import json
+import re
 import ssl
 import threading
+import zlib
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import brotli
+import zstandard
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+PIECE = 5
+GEMINI_ROUTE = re.compile(r"/v1(?:beta)?/models/([^/:]+):(generate|streamGenerate)Content")
 
 
 def self_signed(folder: Path, names: list[str]) -> tuple[Path, Path]:
@@ -49,8 +67,13 @@ def self_signed(folder: Path, names: list[str]) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class FakeOpenAI(ThreadingHTTPServer):
-    """Answers Chat Completions by echoing the last user message (JSON or SSE); keeps bodies."""
+class FakeAIService(ThreadingHTTPServer):
+    """HTTPS on 127.0.0.1 answering like OpenAI, Anthropic and Gemini; keeps what it received.
+
+    Each entry of `received`: `path`, `host` (the Host header: which service was asked),
+    `headers`, `raw` (the body as sent, decoded from its Content-Encoding) and `body` (the parsed
+    JSON, or None when the body was not JSON).
+    """
 
     daemon_threads = True
 
@@ -72,8 +95,58 @@ class FakeOpenAI(ThreadingHTTPServer):
         self.server_close()
 
 
+FakeOpenAI = FakeAIService  # the first stand-in only spoke Chat Completions
+
+
+def decoded(raw: bytes, encoding: str) -> bytes:
+    """The body with its Content-Encoding undone (gzip, deflate, br, zstd, in order)."""
+    undo: dict[str, Callable[[bytes], bytes]] = {
+        "gzip": gzip.decompress,
+        "deflate": zlib.decompress,
+        "br": brotli.decompress,
+        "zstd": lambda data: zstandard.ZstdDecompressor().decompressobj().decompress(data),
+        "identity": lambda data: data,
+    }
+    for coding in reversed([c.strip().lower() for c in encoding.split(",") if c.strip()]):
+        raw = undo[coding](raw)
+    return raw
+
+
+def last_user_text(route: str, body: Any) -> str:
+    """The text of the last user turn, in whichever service format the body is."""
+    if not isinstance(body, dict):
+        return ""
+    if route.endswith("/responses"):
+        return _text_of(_last(body.get("input")))
+    if GEMINI_ROUTE.fullmatch(route):
+        parts = (_last(body.get("contents")) or {}).get("parts") or []
+        return "".join(p.get("text", "") for p in parts if isinstance(p, dict))
+    return _text_of(_last(body.get("messages")))
+
+
+def _last(items: Any) -> Any:
+    return items[-1] if isinstance(items, list) and items else items
+
+
+def _text_of(item: Any) -> str:
+    """A string, a message's content, or the text of its content parts/blocks."""
+    if isinstance(item, str):
+        return item
+    if not isinstance(item, dict):
+        return ""
+    content = item.get("content")
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def pieces(text: str) -> list[str]:
+    return [text[i : i + PIECE] for i in range(0, len(text), PIECE)] or [""]
+
+
 class _Handler(BaseHTTPRequestHandler):
-    server: FakeOpenAI
+    server: FakeAIService
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -83,37 +156,55 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("content-length", "0")))
-        body = json.loads(raw)
+        raw = decoded(raw, self.headers.get("content-encoding", ""))
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
         self.server.received.append(
-            {"path": self.path, "body": body, "headers": dict(self.headers)}
-        )
-        content = body["messages"][-1]["content"]
-        echo = f"You said: {content}"
-        if body.get("stream"):
-            self._stream(echo)
-            return
-        answer = {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": echo}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }  # fmt: skip
-        self._send(200, "application/json", json.dumps(answer).encode())
+            {"path": self.path, "host": self.headers.get("host", ""), "raw": raw,
+             "body": body, "headers": dict(self.headers)}
+        )  # fmt: skip
+        route = urlsplit(self.path).path
+        echo = f"You said: {last_user_text(route, body)}"
+        doc = body if isinstance(body, dict) else {}
+        model = str(doc.get("model", "m"))
+        gemini = GEMINI_ROUTE.fullmatch(route)
+        if gemini:
+            self._gemini(echo, gemini.group(1), gemini.group(2) == "streamGenerate")
+        elif route.endswith("/responses"):
+            self._answer(doc, responses_object(echo, model), responses_events(echo, model))
+        elif route == "/v1/messages":
+            self._answer(doc, anthropic_message(echo, model), anthropic_events(echo, model))
+        else:
+            self._answer(doc, chat_completion(echo, model), chat_chunks(echo, model))
 
-    def _stream(self, text: str) -> None:
+    def _answer(self, doc: dict[str, Any], whole: dict[str, Any], events: Iterator[bytes]) -> None:
+        if doc.get("stream") is True:
+            self._stream(events)
+        else:
+            self._send(200, "application/json", json.dumps(whole).encode())
+
+    def _gemini(self, echo: str, model: str, stream: bool) -> None:
+        if not stream:
+            self._send(200, "application/json", json.dumps(gemini_answer(echo, model)).encode())
+            return
+        texts = pieces(echo)
+        self._stream(
+            b"data: " + json.dumps(gemini_answer(t, model, i == len(texts) - 1)).encode()
+            + b"\r\n\r\n"
+            for i, t in enumerate(texts)
+        )  # fmt: skip
+
+    def _stream(self, events: Iterator[bytes]) -> None:
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("connection", "close")
         self.end_headers()
-        pieces = [text[i : i + 5] for i in range(0, len(text), 5)]  # splits placeholders
-        for piece in pieces:
-            choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
-            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                     "choices": [choice]}  # fmt: skip
-            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        for event in events:
+            self.wfile.write(event)
             self.wfile.flush()
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
+        self.close_connection = True
 
     def _send(self, status: int, ctype: str, body: bytes) -> None:
         self.send_response(status)
@@ -121,3 +212,105 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def _sse(data: dict[str, Any], event: str = "") -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
+def chat_completion(text: str, model: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }  # fmt: skip
+
+
+def chat_chunks(text: str, model: str) -> Iterator[bytes]:
+    for piece in pieces(text):
+        choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+        yield _sse({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": model,
+                    "choices": [choice]})  # fmt: skip
+    yield b"data: [DONE]\n\n"
+
+
+def _responses_message(text: str, status: str) -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": []}] if text else []
+    return {"type": "message", "id": "msg_1", "status": status, "role": "assistant",
+            "content": content}  # fmt: skip
+
+
+def responses_object(text: str, model: str, status: str = "completed") -> dict[str, Any]:
+    output = [_responses_message(text, status)] if status == "completed" else []
+    return {
+        "id": "resp_1", "object": "response", "created_at": 1, "status": status,
+        "model": model, "output": output, "parallel_tool_calls": True, "tool_choice": "auto",
+        "tools": [], "error": None, "incomplete_details": None,
+        "usage": {"input_tokens": 1, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": 1, "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": 2},
+    }  # fmt: skip
+
+
+def responses_events(text: str, model: str) -> Iterator[bytes]:
+    """created, in_progress, item and part added, text deltas, the done events, completed."""
+    seq = iter(range(1000))
+    where = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    part = {"type": "output_text", "text": "", "annotations": []}
+
+    def event(kind: str, **fields: Any) -> bytes:
+        return _sse({"type": kind, "sequence_number": next(seq), **fields}, kind)
+
+    started = responses_object("", model, "in_progress")
+    yield event("response.created", response=started)
+    yield event("response.in_progress", response=started)
+    yield event("response.output_item.added", output_index=0,
+                item=_responses_message("", "in_progress"))  # fmt: skip
+    yield event("response.content_part.added", part=part, **where)
+    for piece in pieces(text):
+        yield event("response.output_text.delta", delta=piece, logprobs=[], **where)
+    yield event("response.output_text.done", text=text, logprobs=[], **where)
+    yield event("response.content_part.done", part=part | {"text": text}, **where)
+    yield event("response.output_item.done", output_index=0,
+                item=_responses_message(text, "completed"))  # fmt: skip
+    yield event("response.completed", response=responses_object(text, model))
+
+
+def anthropic_message(text: str, model: str) -> dict[str, Any]:
+    return {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+        "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1},
+    }  # fmt: skip
+
+
+def anthropic_events(text: str, model: str) -> Iterator[bytes]:
+    """message_start, content_block_start, ping, text deltas, block stop, message delta/stop."""
+    start = anthropic_message("", model) | {"content": [], "stop_reason": None}
+    yield _sse({"type": "message_start", "message": start}, "message_start")
+    yield _sse({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}, "content_block_start")  # fmt: skip
+    yield _sse({"type": "ping"}, "ping")
+    for piece in pieces(text):
+        delta = {"type": "text_delta", "text": piece}
+        yield _sse({"type": "content_block_delta", "index": 0, "delta": delta},
+                   "content_block_delta")  # fmt: skip
+    yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+    yield _sse({"type": "message_delta", "delta": {"stop_reason": "end_turn",
+                "stop_sequence": None}, "usage": {"output_tokens": 1}},
+               "message_delta")  # fmt: skip
+    yield _sse({"type": "message_stop"}, "message_stop")
+
+
+def gemini_answer(text: str, model: str, final: bool = True) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"},
+                                 "index": 0}  # fmt: skip
+    if final:
+        candidate["finishReason"] = "STOP"
+    return {
+        "candidates": [candidate],
+        "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2},
+        "modelVersion": model,
+    }
