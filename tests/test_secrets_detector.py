@@ -281,6 +281,19 @@ def test_gitleaks_allowlists_and_entropy_drop_findings(text):
     assert SecretsDetector.from_paths([PACKS / "gitleaks.toml"]).detect(text) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("sandbox: glpat-00000AbCdEfGhIjKlMnO", 0),
+        ("prod: glpat-00000AbCdEfGhIjKlMnO", 1),
+        ("sandbox: glpat-AbCdEfGhIjKlMnOpQrSt", 1),
+    ],
+    ids=["both-hold", "line-misses", "stopword-misses"],
+)
+def test_gitleaks_and_allowlist_needs_every_check(text, found):
+    assert len(SecretsDetector.from_paths([PACKS / "gitleaks.toml"]).detect(text)) == found
+
+
 def test_later_pack_replaces_a_rule_with_the_same_id(tmp_path):
     basic = load_pack(PACKS / "basic.yaml")
     override = tmp_path / "site.yaml"

@@ -47,6 +47,69 @@ class Allowlist:
     require_all: bool = False
 
 
+# Merged allowlists are one alternation each; give RE2 room for long stopword lists.
+_MERGED = re2.Options()
+_MERGED.max_mem = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Excuses:
+    """The allowlists that apply to one rule, merged so that judging a finding costs a few RE2
+    searches however many regexes and stopwords the lists hold.
+
+    `any_regex` holds one alternation per target; `stopwords` one caseless alternation of them;
+    `all_of` keeps AND-allowlists as they are.
+    """
+
+    any_regex: tuple[tuple[str, Any], ...] = ()
+    stopwords: Any = None
+    all_of: tuple[Allowlist, ...] = ()
+
+    @classmethod
+    def merge(cls, allowlists: tuple[Allowlist, ...]) -> Excuses:
+        any_of = [a for a in allowlists if not a.require_all]
+        by_target = []
+        for target in TARGETS:
+            patterns = [r.pattern for a in any_of if a.target == target for r in a.regexes]
+            if patterns:
+                merged = "|".join(f"(?:{p})" for p in patterns)
+                by_target.append((target, re2.compile(merged, _MERGED)))
+        words = sorted({w for a in any_of for w in a.stopwords})
+        stop = re2.compile("(?i)" + "|".join(map(re2.escape, words)), _MERGED) if words else None
+        return cls(tuple(by_target), stop, tuple(a for a in allowlists if a.require_all))
+
+    def excuse(self, data: bytes, match: tuple[int, int], secret: tuple[int, int]) -> bool:
+        """Whether the finding whose match and secret sit at these byte spans of `data` is
+        allowed (gitleaks semantics: any check of a list, or all of an AND-list)."""
+        for target, regex in self.any_regex:
+            if regex.search(_target(target, data, match, secret)) is not None:
+                return True
+        if self.stopwords is not None and self.stopwords.search(data[secret[0] : secret[1]]):
+            return True
+        return any(_all_hit(a, data, match, secret) for a in self.all_of)
+
+
+def _all_hit(
+    allow: Allowlist, data: bytes, match: tuple[int, int], secret: tuple[int, int]
+) -> bool:
+    value = data[secret[0] : secret[1]].decode("utf-8", "replace").lower()
+    checks = [any(w in value for w in allow.stopwords)] if allow.stopwords else []
+    if allow.regexes:
+        text = _target(allow.target, data, match, secret)
+        checks.append(any(r.search(text) is not None for r in allow.regexes))
+    return all(checks) and bool(checks)
+
+
+def _target(target: str, data: bytes, match: tuple[int, int], secret: tuple[int, int]) -> bytes:
+    """What an allowlist regex reads: the secret, the whole match, or the line holding it."""
+    if target == "secret":
+        return data[secret[0] : secret[1]]
+    if target == "match":
+        return data[match[0] : match[1]]
+    line_end = data.find(b"\n", match[1])
+    return data[data.rfind(b"\n", 0, match[0]) + 1 : len(data) if line_end < 0 else line_end]
+
+
 @dataclass(frozen=True, slots=True)
 class SecretRule:
     """One secret format: an RE2 regex, the group holding the secret, and its filters."""

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -44,7 +45,7 @@ from typing import Any
 
 import re2
 
-from dlpproxy.detect.rulepack import Allowlist, RulePack, SecretRule, load_pack
+from dlpproxy.detect.rulepack import Allowlist, Excuses, RulePack, SecretRule, load_pack
 from dlpproxy.errors import RulePackError
 from dlpproxy.settings import Settings
 from dlpproxy.types import SEVERITY_RANK, Finding
@@ -65,14 +66,13 @@ PREFILTER_FROM_BYTES = 64 * 1024
 class _Hyperscan:
     """A compiled hyperscan block database; scratch space is per thread, as hyperscan requires."""
 
-    def __init__(self, patterns: list[bytes], flags: int, literal: bool = False):
+    def __init__(self, patterns: list[bytes], flags: int):
         self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         self._db.compile(
             expressions=patterns,
             ids=list(range(len(patterns))),
             elements=len(patterns),
             flags=flags,
-            literal=literal,
         )
         self._local = threading.local()
 
@@ -101,9 +101,10 @@ def _hyperscan_ready() -> bool:
 class KeywordIndex:
     """Which rules a text can trigger: rules without keywords always, others if a keyword occurs.
 
-    ASCII keywords go into one caseless literal hyperscan database scanned once per text;
-    keywords with other letters (hyperscan folds ASCII case only) and the fallback without
-    hyperscan use substring tests on the lowercased text.
+    All keywords, escaped, go into one caseless UTF-8 hyperscan database scanned once per text
+    (hyperscan folds case in every script there, as `str.lower` does). Text that is not valid
+    UTF-8 (lone surrogates), and every text when hyperscan is missing, gets substring tests on
+    the lowercased text instead.
     """
 
     def __init__(self, rules: Sequence[SecretRule]):
@@ -112,23 +113,23 @@ class KeywordIndex:
         for i, rule in enumerate(rules):
             for kw in rule.keywords:
                 owners.setdefault(kw.lower(), []).append(i)
-        hs_words = [k for k in owners if k.isascii()] if _hyperscan_ready() else []
-        self._hs_owners = [tuple(owners[k]) for k in hs_words]
-        self._plain = [(k, tuple(v)) for k, v in owners.items() if k not in set(hs_words)]
+        self._owners = [(k, tuple(v)) for k, v in owners.items()]
         self._hs: _Hyperscan | None = None
-        if hs_words:
-            flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
-            self._hs = _Hyperscan([k.encode() for k in hs_words], flags, literal=True)
+        if self._owners and _hyperscan_ready():
+            flags = (
+                hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_UTF8
+            )
+            self._hs = _Hyperscan([re.escape(k).encode() for k, _ in self._owners], flags)
 
-    def candidates(self, text: str, data: bytes) -> set[int]:
-        """Indices of the rules to run on `text`, whose UTF-8 form is `data`."""
+    def candidates(self, text: str, data: bytes, valid: bool = True) -> set[int]:
+        """Indices of the rules to run on `text`, whose UTF-8 form is `data` (`valid` or not)."""
         chosen = set(self.always)
-        if self._hs is not None:
+        if self._hs is not None and valid:
             for kw_id in self._hs.ids(data):
-                chosen.update(self._hs_owners[kw_id])
-        if self._plain:
+                chosen.update(self._owners[kw_id][1])
+        elif self._owners:
             lowered = text.lower()
-            for kw, owners in self._plain:
+            for kw, owners in self._owners:
                 if kw in lowered:
                     chosen.update(owners)
         return chosen
@@ -241,7 +242,7 @@ class SecretsDetector:
         if not chosen:
             raise RulePackError(", ".join(p.source for p in packs) or "-", "no secret rules")
         self.rules: tuple[SecretRule, ...] = tuple(r for r, _ in chosen.values())
-        self._allowlists = tuple(a for _, a in chosen.values())
+        self._excuses = tuple(Excuses.merge(a) for _, a in chosen.values())
         self.categories = frozenset(r.category for r in self.rules)
         self._index = KeywordIndex(self.rules)
         self._prefilter_from = prefilter_from if _hyperscan_ready() else None
@@ -254,8 +255,8 @@ class SecretsDetector:
 
     def candidate_rules(self, text: str) -> tuple[str, ...]:
         """Ids of the rules the keyword pre-filter lets run on `text`."""
-        data, _ = _utf8(text)
-        return tuple(self.rules[i].id for i in sorted(self._index.candidates(text, data)))
+        data, valid = _utf8(text)
+        return tuple(self.rules[i].id for i in sorted(self._index.candidates(text, data, valid)))
 
     def rules_to_run(self, text: str) -> tuple[str, ...]:
         """Ids of the rules past both pre-filters: a keyword occurs, and the regex may match."""
@@ -263,7 +264,7 @@ class SecretsDetector:
         return tuple(self.rules[i].id for i in self._selected(text, data, valid))
 
     def _selected(self, text: str, data: bytes, valid: bool) -> list[int]:
-        chosen = self._index.candidates(text, data)
+        chosen = self._index.candidates(text, data, valid)
         least = self._prefilter_from
         if chosen and valid and least is not None and len(data) >= least:
             possible = self._regex_prefilter().possible(text, data)
@@ -298,11 +299,10 @@ class SecretsDetector:
 
     def _keeps(self, i: int, data: bytes, span: tuple[int, int], start: int, end: int) -> bool:
         """Whether the secret at data[start:end] passes rule i's entropy floor and allowlists."""
-        rule = self.rules[i]
-        secret = _decode(data[start:end])
-        if rule.entropy is not None and shannon_entropy(secret) < rule.entropy:
+        floor = self.rules[i].entropy
+        if floor is not None and shannon_entropy(_decode(data[start:end])) < floor:
             return False
-        return not any(_excuses(a, secret, data, span) for a in self._allowlists[i])
+        return not self._excuses[i].excuse(data, span, (start, end))
 
     def _findings(self, text: str, data: bytes, best: dict[tuple[int, int], int]) -> list[Finding]:
         to_char = _char_offsets(data, {o for span in best for o in span}, len(text))
@@ -326,25 +326,6 @@ class SecretsDetector:
 
 def _rank(rule: SecretRule) -> tuple[float, int]:
     return rule.score, SEVERITY_RANK[rule.severity]
-
-
-def _excuses(allow: Allowlist, secret: str, data: bytes, span: tuple[int, int]) -> bool:
-    """Whether `allow` drops this finding (gitleaks semantics: any check, or all with AND)."""
-    checks: list[bool] = []
-    if allow.regexes:
-        if allow.target == "secret":
-            target = secret.encode("utf-8", "surrogatepass")
-        elif allow.target == "match":
-            target = data[span[0] : span[1]]
-        else:
-            line_start = data.rfind(b"\n", 0, span[0]) + 1
-            line_end = data.find(b"\n", span[1])
-            target = data[line_start : len(data) if line_end < 0 else line_end]
-        checks.append(any(r.search(target) is not None for r in allow.regexes))
-    if allow.stopwords:
-        lowered = secret.lower()
-        checks.append(any(w in lowered for w in allow.stopwords))
-    return all(checks) if allow.require_all else any(checks)
 
 
 def shannon_entropy(value: str) -> float:
