@@ -66,6 +66,12 @@ class Settings:
     # Encoded blobs (base64/hex) are decoded and rescanned up to this depth.
     decode_depth: int = 2
     workers: int = 4
+    # Content classifier micro-batching: windows of concurrent prompts share one model run of at
+    # most this many windows (0: by device, 8 on CPU, 128 on CUDA), waiting at most this long.
+    classifier_max_batch: int = 0
+    classifier_max_wait_ms: float = 2.0
+    # Per-category score thresholds overriding models/classifier.json: (("source_code", 0.7),).
+    classifier_thresholds: tuple[tuple[str, float], ...] = ()
 
     def with_detectors(self, names: tuple[str, ...]) -> Settings:
         return replace(self, detectors=names)
