@@ -8,6 +8,7 @@ on for every size, so a positive it wrongly ruled out would fail here.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,13 @@ def _cases(pack: RulePack | None, kind: str, prefix: str = "") -> list:
     return cases
 
 
+@functools.cache
+def _alone(pack: RulePack, rule: SecretRule) -> SecretsDetector:
+    return SecretsDetector([RulePack(pack.source, (rule,), pack.allowlists)], prefilter_from=0)
+
+
 def _rule_ids_found(pack: RulePack, rule: SecretRule, text: str) -> list[str]:
-    alone = SecretsDetector([RulePack(pack.source, (rule,), pack.allowlists)], prefilter_from=0)
-    return [f.rule for f in alone.detect(text)]
+    return [f.rule for f in _alone(pack, rule).detect(text)]
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="rules/secrets.yaml not present")
@@ -72,11 +77,14 @@ def test_shipped_rule_ignores_its_negative_example(pack, rule, example):
     assert rule.id not in _rule_ids_found(pack, rule, example)
 
 
-@pytest.mark.parametrize(("pack", "rule", "example"), _cases(load_pack(FIXTURE), "positive"))
+FIXTURE_PACK = load_pack(FIXTURE)
+
+
+@pytest.mark.parametrize(("pack", "rule", "example"), _cases(FIXTURE_PACK, "positive"))
 def test_fixture_rule_finds_its_positive_example(pack, rule, example):
     assert rule.id in _rule_ids_found(pack, rule, example)
 
 
-@pytest.mark.parametrize(("pack", "rule", "example"), _cases(load_pack(FIXTURE), "negative"))
+@pytest.mark.parametrize(("pack", "rule", "example"), _cases(FIXTURE_PACK, "negative"))
 def test_fixture_rule_ignores_its_negative_example(pack, rule, example):
     assert rule.id not in _rule_ids_found(pack, rule, example)
