@@ -170,6 +170,19 @@ def test_gitleaks_path_only_rule_is_skipped_with_a_note():
     assert "rule 'pkcs12-file' skipped: path-only rules need a file name" in pack.notes
 
 
+def test_gitleaks_skip_report_rule_is_skipped_with_a_note():
+    pack = load_pack(PACKS / "gitleaks.toml")
+    assert "internal-key-fragment" not in [r.id for r in pack.rules]
+    assert any(n.startswith("rule 'internal-key-fragment' skipped: skipReport") for n in pack.notes)
+
+
+def test_gitleaks_allowlist_with_target_rules_joins_only_those_rules():
+    pack = load_pack(PACKS / "gitleaks.toml")
+    targets = {r.id: [a.target for a in r.allowlists] for r in pack.rules}
+    assert (targets["gitlab-pat"], targets["npm-access-token"]) == (["line", "line"], [])
+    assert [a.target for a in pack.allowlists] == ["match"]
+
+
 def test_gitleaks_keywords_are_lowercased():
     rule = next(r for r in load_pack(PACKS / "gitleaks.toml").rules if r.id.startswith("internal"))
     assert rule.keywords == ("svc_token", "service_token")

@@ -287,10 +287,12 @@ def test_gitleaks_allowlists_and_entropy_drop_findings(text):
         ("sandbox: glpat-00000AbCdEfGhIjKlMnO", 0),
         ("prod: glpat-00000AbCdEfGhIjKlMnO", 1),
         ("sandbox: glpat-AbCdEfGhIjKlMnOpQrSt", 1),
+        ("ci-runner register glpat-AbCdEfGhIjKlMnOpQrSt", 0),
+        ("ci-runner licence LIC-AB12-CD34-EF56", 1),
     ],
-    ids=["both-hold", "line-misses", "stopword-misses"],
+    ids=["both-hold", "line-misses", "stopword-misses", "targeted", "other-rule-untargeted"],
 )
-def test_gitleaks_and_allowlist_needs_every_check(text, found):
+def test_gitleaks_and_and_targeted_allowlists(text, found):
     assert len(SecretsDetector.from_paths([PACKS / "gitleaks.toml"]).detect(text)) == found
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -324,13 +324,16 @@ def load_gitleaks_pack(path: Path) -> RulePack:
     if "extend" in data:
         notes.append("[extend] ignored: the base config it names is not loaded")
     tables = _tables(data.get("allowlist"), data.get("allowlists"))
-    pack_allow = tuple(a for t in tables if (a := _gitleaks_allow(t, source, None, None, notes)))
+    allows = [(t.get("targetRules"), _gitleaks_allow(t, source, None, None, notes)) for t in tables]
+    pack_allow = tuple(a for ids, a in allows if a and not ids)
     rules: list[SecretRule] = []
     seen: set[str] = set()
     for raw in data.get("rules") or []:
         rule = _gitleaks_rule(raw, source, text, notes)
         if rule is None:
             continue
+        targeted = tuple(a for ids, a in allows if a and ids and rule.id in ids)
+        rule = replace(rule, allowlists=rule.allowlists + targeted)
         if rule.id in seen:
             raise RulePackError(source, "duplicate rule id", rule.id, rule.line)
         seen.add(rule.id)
@@ -347,6 +350,9 @@ def _gitleaks_rule(raw: Any, source: str, text: str, notes: list[str]) -> Secret
     line = _toml_line(text, rid)
     for key in sorted(set(raw) - GITLEAKS_RULE):
         notes.append(f"rule '{rid}': unknown key '{key}' ignored")
+    if raw.get("skipReport"):
+        notes.append(f"rule '{rid}' skipped: skipReport (it only serves composite rules)")
+        return None
     if not raw.get("regex"):
         if raw.get("path"):
             notes.append(f"rule '{rid}' skipped: path-only rules need a file name")
