@@ -30,6 +30,7 @@ RULE_FIELDS = {
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _TYPE = re.compile(r"^[a-z0-9_]+$")
 TARGETS = ("secret", "match", "line")
+Span = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +55,8 @@ _MERGED.max_mem = 64 << 20
 
 @dataclass(frozen=True, slots=True)
 class Excuses:
-    """The allowlists that apply to one rule, merged so that judging a finding costs a few RE2
-    searches however many regexes and stopwords the lists hold.
-
-    `any_regex` holds one alternation per target; `stopwords` one caseless alternation of them;
-    `all_of` keeps AND-allowlists as they are.
-    """
+    """The allowlists of one rule, merged so that judging a finding costs a few RE2 searches:
+    one alternation per regex target, one caseless alternation of stopwords; AND-lists apart."""
 
     any_regex: tuple[tuple[str, Any], ...] = ()
     stopwords: Any = None
@@ -78,7 +75,7 @@ class Excuses:
         stop = re2.compile("(?i)" + "|".join(map(re2.escape, words)), _MERGED) if words else None
         return cls(tuple(by_target), stop, tuple(a for a in allowlists if a.require_all))
 
-    def excuse(self, data: bytes, match: tuple[int, int], secret: tuple[int, int]) -> bool:
+    def excuse(self, data: bytes, match: Span, secret: Span) -> bool:
         """Whether the finding whose match and secret sit at these byte spans of `data` is
         allowed (gitleaks semantics: any check of a list, or all of an AND-list)."""
         for target, regex in self.any_regex:
@@ -89,9 +86,7 @@ class Excuses:
         return any(_all_hit(a, data, match, secret) for a in self.all_of)
 
 
-def _all_hit(
-    allow: Allowlist, data: bytes, match: tuple[int, int], secret: tuple[int, int]
-) -> bool:
+def _all_hit(allow: Allowlist, data: bytes, match: Span, secret: Span) -> bool:
     value = data[secret[0] : secret[1]].decode("utf-8", "replace").lower()
     checks = [any(w in value for w in allow.stopwords)] if allow.stopwords else []
     if allow.regexes:
@@ -100,7 +95,7 @@ def _all_hit(
     return all(checks) and bool(checks)
 
 
-def _target(target: str, data: bytes, match: tuple[int, int], secret: tuple[int, int]) -> bytes:
+def _target(target: str, data: bytes, match: Span, secret: Span) -> bytes:
     """What an allowlist regex reads: the secret, the whole match, or the line holding it."""
     if target == "secret":
         return data[secret[0] : secret[1]]
@@ -289,10 +284,9 @@ def _examples(
     if not isinstance(value, dict) or set(value) - {"positive", "negative", LINE}:
         problem = "examples takes only 'positive' and 'negative' lists"
         raise RulePackError(source, problem, rid, line)
-    got = [
-        _words(value.get(k), f"examples.{k}", source, rid, line) for k in ("positive", "negative")
-    ]
-    return got[0], got[1]
+    kinds = ("positive", "negative")
+    pos, neg = (_words(value.get(k), f"examples.{k}", source, rid, line) for k in kinds)
+    return pos, neg
 
 
 # --- gitleaks TOML -----------------------------------------------------------------------------
@@ -309,8 +303,6 @@ def load_gitleaks_pack(path: Path) -> RulePack:
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RulePackError(source, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RulePackError(source, f"cannot read: {exc}") from None
     try:
