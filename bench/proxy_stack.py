@@ -1,0 +1,200 @@
+"""The processes of the proxy benchmark (bench/proxy.py): a loopback HTTPS upstream that echoes
+Chat Completions prompts, plain mitmdump with only a host mapping (bench/plain_resolve.py), and
+`dlpproxy run` with the same mitmproxy options."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "api.openai.com"
+PATH = "/v1/chat/completions"
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """Where the clients send: a URL, through a proxy or not, trusting `verify`."""
+
+    name: str
+    url: str
+    proxy: str | None
+    verify: ssl.SSLContext
+    pid: int | None = None
+
+
+class ProxyStartError(RuntimeError):
+    """A process of the benchmark did not come up; carries the tail of its log."""
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Chat Completions stand-in: answers "You said: <last message>", keeping connections open."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in one write: two small writes on one connection meet Nagle's
+    # algorithm and the peer's delayed ACK, which adds about 40 ms to every answer.
+    wbufsize = 1 << 16
+
+    def setup(self) -> None:
+        super().setup()
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
+        echo = "You said: " + body["messages"][-1]["content"]
+        answer = {
+            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1,
+            "model": body.get("model", ""),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": echo}}],
+        }  # fmt: skip
+        raw = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+class _Upstream(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # 50 clients connect at once; the default backlog of 5 drops SYNs
+
+
+def serve_upstream(cert: str, key: str) -> None:
+    """Serve the echo upstream until stdin closes; the first line on stdout is its port."""
+    server = _Upstream(("127.0.0.1", 0), _Echo)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(server.server_address[1], flush=True)
+    sys.stdin.read()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(log: Path) -> str:
+    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    return " | ".join(lines[-3:]) or "no output"
+
+
+def _wait_ready(
+    proc: subprocess.Popen[bytes], log: Path, port: int, marker: str, timeout: float
+) -> None:
+    """Return once the log shows `marker` and the port takes connections; else raise with the
+    log's last lines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ProxyStartError(f"{log.stem} exited with {proc.returncode}: {_tail(log)}")
+        if marker in log.read_text(encoding="utf-8", errors="replace"):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise ProxyStartError(f"{log.stem} not ready after {timeout:.0f} s: {_tail(log)}")
+
+
+def _trusting(cafile: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cafile))
+
+
+class Stack:
+    """The upstream, plain mitmproxy and dlpproxy, each its own process, files in `folder`."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, timeout: float) -> dict[str, Setup]:
+        from tests.e2e.servers import self_signed
+
+        cert, key = self_signed(self.folder, [HOST, "127.0.0.1"])
+        serve = "import sys; from bench.proxy_stack import serve_upstream as s; s(*sys.argv[1:])"
+        upstream = subprocess.Popen(
+            [sys.executable, "-c", serve, str(cert), str(key)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO_ROOT,
+        )  # fmt: skip
+        self.procs.append(upstream)
+        assert upstream.stdout is not None
+        line = upstream.stdout.readline().strip()
+        if not line.isdigit():
+            raise ProxyStartError(f"the upstream did not start (exit {upstream.poll()})")
+        up = int(line)
+        route = f"{HOST}=127.0.0.1:{up}"
+        plain_port, dlp_port = _free_port(), _free_port()
+        plain = [
+            sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
+            "--listen-host", "127.0.0.1", "--listen-port", str(plain_port),
+            "-s", str(Path(__file__).with_name("plain_resolve.py")),
+            "--set", f"confdir={self.folder / 'ca-plain'}", "--set", "flow_detail=0",
+            "--ssl-insecure", "--set", f"bench_resolve={route}",
+        ]  # fmt: skip
+        dlp = [
+            sys.executable, "-m", "dlpproxy", "run", "--port", str(dlp_port),
+            "--ca-dir", str(self.folder / "ca-dlp"), "--audit-db", str(self.folder / "audit.db"),
+            "--ssl-insecure", "--set", f"dlp_resolve={route}",
+        ]  # fmt: skip
+        pids = {
+            "mitmproxy": self._proxy("mitmproxy", plain, plain_port, "proxy listening", timeout),
+            "dlpproxy": self._proxy("dlpproxy", dlp, dlp_port, "dlpproxy ready", timeout),
+        }
+        url = f"https://{HOST}{PATH}"
+        return {
+            "direct": Setup("direct", f"https://127.0.0.1:{up}{PATH}", None, _trusting(cert)),
+            "mitmproxy": Setup(
+                "mitmproxy", url, f"http://127.0.0.1:{plain_port}",
+                _trusting(self.folder / "ca-plain" / "mitmproxy-ca-cert.pem"), pids["mitmproxy"],
+            ),
+            "dlpproxy": Setup(
+                "dlpproxy", url, f"http://127.0.0.1:{dlp_port}",
+                _trusting(self.folder / "ca-dlp" / "mitmproxy-ca-cert.pem"), pids["dlpproxy"],
+            ),
+        }  # fmt: skip
+
+    def _proxy(self, name: str, cmd: list[str], port: int, marker: str, timeout: float) -> int:
+        log = self.folder / f"{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        self.procs.append(proc)
+        _wait_ready(proc, log, port, marker, timeout)
+        return proc.pid
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (VmRSS from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise ProxyStartError(f"no VmRSS for process {pid}")

@@ -1,0 +1,220 @@
+"""The proxy benchmark's prompts, answer checks, figures and its two helpers with real parts:
+the echo upstream over TLS and the plain-mitmproxy host mapping (mitmproxy's taddons)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import ssl
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from mitmproxy import connection, exceptions
+from mitmproxy.proxy import server_hooks
+from mitmproxy.test import taddons
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench.plain_resolve import PlainResolve  # noqa: E402
+from bench.proxy import (  # noqa: E402
+    Job,
+    Run,
+    add_arguments,
+    comparison_rows,
+    expected,
+    make_jobs,
+    outcome,
+    plan_of,
+    summarise,
+    verdict,
+)
+from bench.proxy_stack import Setup, _Echo, _Upstream  # noqa: E402
+from tests.e2e.servers import self_signed  # noqa: E402
+
+CONTEXT = ssl.create_default_context()
+DIRECT = Setup("direct", "https://127.0.0.1:1/v1/chat/completions", None, CONTEXT)
+DLP = Setup("dlpproxy", "https://api.openai.com/v1/chat/completions", "http://p", CONTEXT, 1)
+
+
+def answer(content: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {"choices": [{"message": {"role": "assistant", "content": content}}]}
+    return httpx.Response(200, json=body, headers=headers or {})
+
+
+def figures(setup: str, clients: int, p50: float, p99: float, rps: float) -> Run:
+    return Run(setup, clients, 100, 0, 0, p50, p99, rps, {})
+
+
+def options(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_every_prompt_of_a_run_is_different_so_no_scan_is_remembered():
+    texts = [job.text for job in make_jobs(500, 0) + make_jobs(500, 500)]
+    assert len(set(texts)) == 1000
+
+
+def test_prompts_hold_between_1900_and_2048_bytes():
+    sizes = [len(job.text.encode()) for job in make_jobs(200, 0)]
+    assert min(sizes) >= 1900
+    assert max(sizes) <= 2048
+
+
+def test_prompts_are_eight_clean_one_email_one_key_in_ten():
+    kinds = [job.kind for job in make_jobs(100, 0)]
+    assert (kinds.count("clean"), kinds.count("email"), kinds.count("key")) == (80, 10, 10)
+
+
+def test_email_prompt_holds_one_address_and_key_prompt_one_aws_key_id():
+    email, key = make_jobs(10, 0)[0], make_jobs(10, 0)[5]
+    assert len(re.findall(r"[a-z.]+@[a-z.-]+\.[a-z]+", email.text)) == 1
+    assert len(re.findall(r"\bAKIA[A-Z2-7]{16}\b", key.text)) == 1
+
+
+def test_clean_prompt_holds_no_address_and_no_key():
+    clean = make_jobs(10, 0)[1]
+    assert clean.kind == "clean"
+    assert "@" not in clean.text and "AKIA" not in clean.text
+
+
+def test_dlpproxy_is_expected_to_block_key_prompts():
+    assert expected(DLP, Job("key", "k")) == "blocked"
+
+
+def test_dlpproxy_is_expected_to_echo_email_prompts_restored():
+    assert expected(DLP, Job("email", "e")) == "echo"
+
+
+def test_direct_requests_are_expected_to_echo_key_prompts():
+    assert expected(DIRECT, Job("key", "k")) == "echo"
+
+
+def test_answer_with_an_incident_header_reads_as_blocked():
+    got = answer("dlpproxy blocked this prompt", {"x-dlpproxy-incident": "inc-1"})
+    assert outcome(got, Job("key", "k")) == "blocked"
+
+
+def test_echo_of_the_same_prompt_reads_as_echo():
+    assert outcome(answer("You said: hello there"), Job("clean", "hello there")) == "echo"
+
+
+def test_echo_still_holding_a_placeholder_reads_as_other():
+    got = answer("You said: note to [EMAIL_1]")
+    assert outcome(got, Job("email", "note to ann@example-corp.com")) == "other"
+
+
+def test_non_200_answer_reads_as_error():
+    assert outcome(httpx.Response(502, text="bad gateway"), Job("clean", "x")) == "error"
+
+
+def test_summary_counts_failed_requests_apart_from_wrong_answers():
+    jobs = [Job("clean", "a"), Job("key", "b"), Job("clean", "c"), Job("email", "d")]
+    results = [(10.0, "echo"), (2.0, "echo"), (30.0, "error"), (20.0, "echo")]
+    run = summarise(DLP, 4, jobs, results, wall=2.0)
+    assert (run.errors, run.wrong, run.p50, run.rps) == (1, 1, 10.0, 2.0)
+
+
+def test_summary_gives_the_median_per_prompt_kind():
+    jobs = [Job("clean", "a"), Job("clean", "b"), Job("clean", "c"), Job("key", "d")]
+    results = [(10.0, "echo"), (14.0, "echo"), (40.0, "echo"), (3.0, "blocked")]
+    run = summarise(DLP, 1, jobs, results, wall=1.0)
+    assert run.p50_by_kind == {"clean": 14.0, "key": 3.0}
+
+
+def test_comparison_gives_added_ms_and_ratios_against_mitmproxy_and_direct():
+    runs = [
+        figures("direct", 50, 4.0, 10.0, 400.0),
+        figures("mitmproxy", 50, 20.0, 50.0, 200.0),
+        figures("dlpproxy", 50, 25.0, 60.0, 150.0),
+    ]
+    assert comparison_rows(runs) == [
+        [50, "+5.0 / +10.0", "1.25 / 1.20", "0.75", "+21.0 / +50.0", "+16.0 / +40.0", "0.50"]
+    ]
+
+
+def test_target_is_judged_on_the_most_clients():
+    runs = [
+        figures("direct", 1, 1.0, 2.0, 9.0),
+        figures("mitmproxy", 1, 5.0, 6.0, 9.0),
+        figures("dlpproxy", 1, 9.0, 90.0, 9.0),
+        figures("direct", 50, 1.0, 2.0, 9.0),
+        figures("mitmproxy", 50, 5.0, 40.0, 9.0),
+        figures("dlpproxy", 50, 9.0, 61.0, 9.0),
+    ]
+    assert verdict(runs, {})[0].startswith("- added p99 over plain mitmproxy at 50 clients: +21.0")
+    assert "NOT met" in verdict(runs, {})[0]
+
+
+def test_memory_growing_over_five_percent_after_the_first_fifth_is_not_flat():
+    runs = [figures(s, 10, 1.0, 1.0, 1.0) for s in ("direct", "mitmproxy", "dlpproxy")]
+    grown = {"errors": 0, "wrong": 0, "rss_mb": [(0, 180.0), (2000, 200.0), (10000, 211.0)]}
+    assert "growing" in verdict(runs, grown)[2]
+
+
+def test_one_request_count_applies_to_every_client_step():
+    assert plan_of(options("--proxy-clients", "1,10", "--proxy-requests", "300"))[0] == [
+        (1, 300),
+        (10, 300),
+    ]
+
+
+def test_request_counts_that_do_not_match_the_steps_are_refused():
+    with pytest.raises(SystemExit, match="3 counts for 2 client steps"):
+        plan_of(options("--proxy-clients", "1,10", "--proxy-requests", "1,2,3"))
+
+
+def test_echo_upstream_answers_two_requests_over_tls_on_one_connection(tmp_path: Path):
+    cert, key = self_signed(tmp_path, ["127.0.0.1"])
+    server = _Upstream(("127.0.0.1", 0), _Echo)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
+    peers = []
+    try:
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(cert))) as client:
+            for text in ("first", "second"):
+                got = client.post(url, json={"messages": [{"role": "user", "content": text}]})
+                assert outcome(got, Job("clean", text)) == "echo"
+                peers.append(got.extensions["network_stream"].get_extra_info("client_addr"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert peers[0] == peers[1]
+
+
+def _connect_to(addon: PlainResolve, host: str) -> tuple[str, int] | None:
+    server = connection.Server(address=(host, 443))
+    client = connection.Client(peername=("127.0.0.1", 5000), sockname=("127.0.0.1", 8080))
+    addon.server_connect(server_hooks.ServerConnectionHookData(server=server, client=client))
+    return server.address
+
+
+def test_plain_mitmproxy_sends_the_mapped_host_to_the_upstream():
+    addon = PlainResolve()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, bench_resolve=["api.openai.com=127.0.0.1:9443"])
+        assert _connect_to(addon, "api.openai.com") == ("127.0.0.1", 9443)
+
+
+def test_plain_mitmproxy_leaves_other_hosts_alone():
+    addon = PlainResolve()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, bench_resolve=["api.openai.com=127.0.0.1:9443"])
+        assert _connect_to(addon, "example.org") == ("example.org", 443)
+
+
+def test_plain_mitmproxy_refuses_a_mapping_without_a_port():
+    addon = PlainResolve()
+    refused = pytest.raises(
+        exceptions.OptionsError, match=r"'api\.openai\.com=127\.0\.0\.1' is not"
+    )
+    with taddons.context(addon) as tctx, refused:
+        tctx.configure(addon, bench_resolve=["api.openai.com=127.0.0.1"])
