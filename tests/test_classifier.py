@@ -320,3 +320,26 @@ def test_settings_thresholds_override_the_manifest() -> None:
 def test_batch_size_follows_the_device_when_not_set() -> None:
     det = build(Settings(models_dir=MODELS))
     assert det.max_batch == {"cpu": 8, "cuda": 128}[det.device]
+
+
+def test_engine_scans_fifty_concurrent_prompts_through_the_batcher() -> None:
+    from dlpproxy.engine import Engine
+
+    texts = [PYTHON_CODE, MINUTES, ORDERS_CSV, "Where is the nearest train station?"] * 13
+
+    async def scan_all(engine: Engine) -> list[set[str]]:
+        results = await asyncio.gather(*(engine.scan(t) for t in texts[:50]))
+        return [set(r.categories) for r in results]
+
+    with Engine(Settings(models_dir=MODELS, detectors=("classifier",))) as engine:
+        got = asyncio.run(scan_all(engine))
+    expected = [{"source_code"}, {"meeting_notes"}, {"data_export"}, set()] * 13
+    assert got == expected[:50]
+
+
+def test_engine_scan_sync_uses_the_classifier() -> None:
+    from dlpproxy.engine import Engine
+
+    with Engine(Settings(models_dir=MODELS, detectors=("classifier",))) as engine:
+        result = engine.scan_sync(ORDERS_CSV)
+    assert [(f.category, f.detector) for f in result.findings] == [("data_export", "classifier")]

@@ -196,15 +196,24 @@ def _evaluate(
 ) -> None:
     from dlpproxy.detect.classifier import ContentClassifier, Manifest
     from dlpproxy.train.card import METRICS_FILE, write_card
-    from dlpproxy.train.evaluate import baseline_predictions, format_table, report
-
-    detector = ContentClassifier(
-        Manifest.load(out / "classifier.json"), max_batch=256, threads=os.cpu_count() or 1
+    from dlpproxy.train.evaluate import (
+        OPERATING_LEVELS,
+        baseline_predictions,
+        format_table,
+        operating_points,
+        predictions,
+        record_scores,
+        report,
     )
-    pred = []
-    for found in detector.detect_batch([r.text for r in dev]):
-        pred.append(max(found, key=lambda f: f.score).type if found else labels[0])
-    metrics: dict[str, object] = {"model": report(dev, pred, labels)}
+
+    manifest = Manifest.load(out / "classifier.json")
+    detector = ContentClassifier(manifest, max_batch=8, threads=os.cpu_count() or 1)
+    scores = record_scores(detector, [r.text for r in dev])
+    pred = predictions(scores, labels, dict(manifest.thresholds))
+    metrics: dict[str, object] = {
+        "model": report(dev, pred, labels),
+        "operating_points": operating_points(dev, scores, labels, OPERATING_LEVELS),
+    }
     print(format_table("model", metrics["model"]))  # type: ignore[arg-type]
     if args.baseline:
         metrics["baseline"] = report(dev, baseline_predictions(train, dev), labels)

@@ -42,31 +42,33 @@ class MicroBatcher[Item, Out]:
         return list(await asyncio.gather(*futures))
 
     def _ensure_worker(self) -> asyncio.Queue[tuple[Item, asyncio.Future[Out]]]:
-        """One queue and worker per event loop (a CLI may run several loops one after another)."""
+        """A worker runs while items wait and ends when the queue is empty, so no task outlives
+        its callers; queue and worker belong to one event loop (a CLI may run several)."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._worker is None or self._worker.done():
+        if self._loop is not loop or self._queue is None:
             self._loop = loop
             self._queue = asyncio.Queue()
+            self._worker = None
+        if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._serve(self._queue))
-        assert self._queue is not None
         return self._queue
 
     async def _serve(self, queue: asyncio.Queue[tuple[Item, asyncio.Future[Out]]]) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            batch = [await queue.get()]
+        while not queue.empty():
+            batch = [queue.get_nowait()]
             deadline = time.monotonic() + self.max_wait
             while len(batch) < self.max_batch:
-                if queue.empty():
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    try:
-                        batch.append(await asyncio.wait_for(queue.get(), left))
-                    except TimeoutError:
-                        break
-                else:
+                if not queue.empty():
                     batch.append(queue.get_nowait())
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), left))
+                except TimeoutError:
+                    break
             await self._execute(loop, batch)
 
     async def _execute(

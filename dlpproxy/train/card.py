@@ -57,6 +57,24 @@ def _summary(name: str, rep: dict[str, Any]) -> str:
     )
 
 
+def _operating_rows(points: list[dict[str, Any]]) -> list[str]:
+    names = list(points[0]["recall"])
+    rows = [
+        "One threshold for every label (set per category with `Settings.classifier_thresholds` "
+        "or the policy), on dev: fewer false alarms cost recall.",
+        "",
+        "| threshold | macro F1 | benign wrongly flagged | "
+        + " | ".join(f"recall {n}" for n in names)
+        + " |",
+        "|---:|---:|---:|" + "---:|" * len(names),
+    ]
+    for p in points:
+        recalls = " | ".join(f"{p['recall'][n]:.3f}" for n in names)
+        flagged = f"{100 * p['benign_flagged']:.2f} %"
+        rows.append(f"| {p['threshold']} | {p['macro_f1']:.3f} | {flagged} | {recalls} |")
+    return rows
+
+
 def _speed(lat: dict[str, Any] | None) -> list[str]:
     if not lat:
         return ["Not measured yet: `python bench/classifier.py --cpu --record`."]
@@ -141,10 +159,12 @@ def write_card(out: Path) -> Path:
             f"## Quality on dev ({rep['records']} records, organisations unseen in train)",
         ]
         lines += ["", _summary("Model", rep), "", *_class_rows(rep), "", *_lang_rows(rep, labels)]
+    if metrics.get("operating_points"):
+        lines += ["", *_operating_rows(metrics["operating_points"])]
     if "baseline" in metrics:
         base = metrics["baseline"]
         lines += ["", _summary(metrics.get("baseline_name", "Baseline"), base), ""]
-        lines += _class_rows(base)
+        lines += [*_class_rows(base), "", *_lang_rows(base, labels)]
     lines += ["", "## Speed", "", *_speed(_load(out / LATENCY_FILE))]
     lines += ["", "## Limits", "", *(f"- {x}" for x in info.get("limits", []))]
     card = out / "README.md"

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
+
+from dlpproxy.detect.classifier import ContentClassifier, windows
 from dlpproxy.train.corpus import NEGATIVE, Record
 
 
@@ -55,6 +58,58 @@ def report(
         "non_english_f1": {lb: round(v["f1"], 4) for lb, v in sub.items() if v["support"]},
         "per_language": per_lang,
     }
+
+
+OPERATING_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def record_scores(detector: ContentClassifier, texts: Sequence[str]) -> np.ndarray:
+    """Per record, each label's highest window score: float [records, labels]."""
+    m = detector.manifest
+    per = [windows(t, m.max_len, m.stride) for t in texts]
+    probs = detector.predict_windows([w[2] for spans in per for w in spans])
+    out = np.zeros((len(texts), len(m.labels)), dtype=np.float32)
+    at = 0
+    for i, spans in enumerate(per):
+        if spans:
+            out[i] = np.max(np.stack(probs[at : at + len(spans)]), axis=0)
+        at += len(spans)
+    return out
+
+
+def predictions(
+    scores: np.ndarray, labels: Sequence[str], thresholds: dict[str, float]
+) -> list[str]:
+    """The best-scoring label that passes its threshold, else the negative class."""
+    out = []
+    for row in scores:
+        passing = [
+            (row[k], lb)
+            for k, lb in enumerate(labels)
+            if lb in thresholds and row[k] >= thresholds[lb]
+        ]
+        out.append(max(passing)[1] if passing else NEGATIVE)
+    return out
+
+
+def operating_points(
+    records: Sequence[Record], scores: np.ndarray, labels: Sequence[str], levels: Sequence[float]
+) -> list[dict[str, object]]:
+    """Macro F1, benign wrongly flagged and recall per class with one threshold for all labels."""
+    points = []
+    for level in levels:
+        pred = predictions(scores, labels, {lb: level for lb in labels if lb != NEGATIVE})
+        rep = report(records, pred, labels)
+        recall = {lb: m["recall"] for lb, m in rep["per_class"].items() if lb != NEGATIVE}  # type: ignore[attr-defined]
+        points.append(
+            {
+                "threshold": level,
+                "macro_f1": rep["macro_f1"],
+                "benign_flagged": rep["benign_flagged"],
+                "recall": recall,
+            }
+        )
+    return points
 
 
 def baseline_predictions(train: Sequence[Record], test: Sequence[Record]) -> list[str]:
