@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", type=Path, default=rules, help="rule-pack folder")
     parser.add_argument("--audit-db", type=Path, default=default_audit_db(), help="audit store")
     parser.add_argument(
-        "--retention-days", type=float, default=0.0, help="delete audit events older (0: keep all)"
+        "--retention-days", type=int, default=0, help="delete audit events older (0: keep all)"
     )
     parser.add_argument("--ca-dir", type=Path, default=default_ca_dir(), help="CA folder")
     parser.add_argument("--upstream", help="upstream proxy URL (http://host:port)")

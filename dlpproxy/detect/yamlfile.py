@@ -12,7 +12,7 @@ from dlpproxy.errors import RulePackError
 LINE = "__line__"
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
     """SafeLoader that records each mapping's 1-based line under the key `__line__`."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
