@@ -1,10 +1,10 @@
 """Benchmark of the ONNX content classifier: quality on dev beside the TF-IDF baseline, CPU
 latency per 2 KB prompt, GPU throughput by batch size and micro-batcher latency under load.
 
-    python bench/classifier.py --quality        # dev metrics beside the baseline (scikit-learn)
-    python bench/classifier.py --cpu            # p50/p99 per 2 KB prompt, one thread
-    python bench/classifier.py --gpu            # prompts/s at batch 1..256, 50 concurrent callers
-    python bench/classifier.py --cpu --record   # also write models/classifier-latency.json
+    python bench/classifier.py                       # CPU: p50/p99 per 2 KB prompt, 50 callers
+    python bench/classifier.py --classifier-quality  # + dev metrics beside the baseline
+    python bench/classifier.py --classifier-gpu      # + prompts/s at batch 1..256 (onnxruntime-gpu)
+    python bench/classifier.py --classifier-record   # + write models/classifier-latency.json
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import Section  # noqa: E402
 from dlpproxy.detect.classifier import MANIFEST, ContentClassifier, Manifest  # noqa: E402
 
 DATA = Path(os.environ.get("DLPPROXY_CLASSIFIER_DATA", ROOT.parent / "shared/data/classifier"))
@@ -109,10 +111,13 @@ async def _callers(
     }
 
 
-def bench_concurrent(callers: int, seconds: float, threads: int) -> dict[str, float]:
-    det = detector(threads=threads, max_batch=64, max_wait_ms=2.0)
+def bench_concurrent(
+    callers: int, seconds: float, threads: int, max_batch: int
+) -> dict[str, float]:
+    det = detector(threads=threads, max_batch=max_batch, max_wait_ms=2.0)
     result = asyncio.run(_callers(det, prompts_2kb(1024), callers, seconds))
     result["batches"] = det._batcher.batches
+    result["max_batch"] = max_batch
     result["device"] = det.device  # type: ignore[assignment]
     return result
 
@@ -148,40 +153,73 @@ def record(results: dict[str, object], others: list[Path]) -> None:
     print(f"wrote {target}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quality", action="store_true")
-    parser.add_argument("--cpu", action="store_true")
-    parser.add_argument("--gpu", action="store_true")
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument(
-        "--record", action="store_true", help="write models/classifier-latency.json"
-    )
-    parser.add_argument("--json", type=Path, help="write all results to this file")
-    parser.add_argument(
-        "--merge", type=Path, action="append", default=[], help="results (--json) of other runs"
-    )
-    args = parser.parse_args(argv)
-    results: dict[str, object] = {
-        "date": datetime.date.today().isoformat(),
-        "host": platform.node(),
-    }
-    if args.quality:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options, prefixed so that bench/run_all.py can hold them beside the other benchmarks'."""
+    opt = parser.add_argument
+    opt("--classifier-quality", action="store_true", help="dev metrics beside the baseline")
+    opt("--classifier-gpu", action="store_true", help="GPU throughput and concurrency")
+    opt("--classifier-no-cpu", action="store_true", help="skip the CPU latency runs")
+    opt("--classifier-seconds", type=float, default=2.0, help="length of each timed run")
+    opt("--classifier-record", action="store_true", help="write models/classifier-latency.json")
+    opt("--classifier-json", type=Path, help="write this run's figures to this file")
+    opt("--classifier-merge", type=Path, action="append", default=[], help="figures of other runs")
+
+
+def _markdown(results: dict[str, Any]) -> str:
+    from bench.report import table
+
+    parts = ["## Content classifier\n"]
+    if "quality" in results:
+        rows = []
+        for name, rep in results["quality"].items():
+            f1 = [f"{rep['per_class'][lb]['f1']:.3f}" for lb in sorted(rep["per_class"])]
+            rows.append(
+                [name, f"{rep['macro_f1']:.3f}", f"{100 * rep['benign_flagged']:.1f} %", *f1]
+            )
+        labels = sorted(results["quality"]["model"]["per_class"])
+        head = ["", "macro F1", "benign flagged", *(f"F1 {lb}" for lb in labels)]
+        parts.append("Dev set (other organisations than train):\n\n" + table(head, rows) + "\n")
+    for key, title in (
+        ("cpu", "CPU, one thread, per 2 KB prompt"),
+        ("cpu_concurrent", "CPU, 50 callers"),
+        ("gpu_concurrent", "GPU, 50 callers"),
+    ):
+        if key in results:
+            r = results[key]
+            parts.append(
+                f"{title}: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
+                + (f", {r['prompts_per_s']} prompts/s" if "prompts_per_s" in r else "")
+                + "\n"
+            )
+    if "gpu_batches" in results:
+        rows = [[b, f"{v:,.0f}"] for b, v in results["gpu_batches"].items()]
+        parts.append(table(["batch", "2 KB prompts/s"], rows) + "\n")
+    return "\n".join(parts)
+
+
+def run(args: argparse.Namespace) -> Section:
+    """Every classifier measurement asked for; a Section for bench/run_all.py."""
+    results: dict[str, Any] = {"date": datetime.date.today().isoformat(), "host": platform.node()}
+    seconds = args.classifier_seconds
+    if args.classifier_quality:
         results["quality"] = bench_quality()
-    if args.cpu:
+    if not args.classifier_no_cpu:
         results["cpu"] = bench_cpu(500)
-        print(f"CPU, one thread, 2 KB prompt: {results['cpu']}")
-        results["cpu_concurrent"] = bench_concurrent(50, args.seconds, threads=1)
-        print(f"CPU, 50 concurrent callers: {results['cpu_concurrent']}")
-    if args.gpu:
-        results["gpu_batches"] = bench_gpu_batches(args.seconds)
-        results["gpu_concurrent"] = bench_concurrent(50, args.seconds, threads=4)
-        print(f"GPU, 50 concurrent callers: {results['gpu_concurrent']}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.record:
-        record(results, args.merge)
-    return 0
+        results["cpu_concurrent"] = bench_concurrent(50, seconds, threads=1, max_batch=8)
+    if args.classifier_gpu:
+        results["gpu_batches"] = bench_gpu_batches(seconds)
+        results["gpu_concurrent"] = bench_concurrent(50, seconds, threads=4, max_batch=64)
+    if args.classifier_json:
+        args.classifier_json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if args.classifier_record:
+        record(results, args.classifier_merge)
+    return Section("classifier", _markdown(results), results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.report import run_alone
+
+    return run_alone(__doc__ or "", add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -187,3 +187,25 @@ def test_report_counts_benign_wrongly_flagged_and_languages() -> None:
     assert rep["benign_flagged"] == 0.5
     assert rep["benign_flagged_as"] == {"source_code": 1}
     assert rep["per_language"]["zh"]["accuracy"] == 1.0  # type: ignore[index]
+
+
+def test_train_command_exports_a_loadable_model_with_company_labels(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from dlpproxy.cli import main
+    from dlpproxy.detect.classifier import ContentClassifier, Manifest
+
+    rows = [
+        {"text": f"Stückliste Falke {i}: Bolzen M{i}, Menge {i * 3}", "label": "bill_of_materials"}
+        for i in range(20)
+    ]
+    rows += [{"text": f"How tall is mountain number {i}?", "label": "benign"} for i in range(20)]
+    data = tmp_path / "company.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "models"
+    status = main(
+        ["train", "--train", str(data), "--dev", str(data), "--out", str(out), "--epochs", "2"]
+    )
+    assert status == 0
+    det = ContentClassifier(Manifest.load(out / "classifier.json"))
+    assert det.categories == frozenset({"bill_of_materials"})
+    assert (out / "README.md").is_file()

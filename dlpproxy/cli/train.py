@@ -56,13 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the --extra-local records to FILE (gzip JSON lines) and stop",
     )
     parser.add_argument("--out", type=Path, default=None, help="model folder (default: models/)")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--ngram-dropout", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--ngram-dropout", type=float, default=0.5)
     parser.add_argument(
-        "--natural-priors",
+        "--balanced",
         action="store_true",
-        help="weight classes by their share of the data (default: balanced)",
+        help="weight classes equally (default: by their share of the data)",
     )
     parser.add_argument(
         "--no-reformat",
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--swap-rate",
         type=float,
-        default=0.3,
+        default=0.7,
         help="share of samples whose words are swapped into another language",
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -157,7 +157,7 @@ def _train_and_export(
         max_len=args.max_len,
         swap_rate=args.swap_rate,
         ngram_dropout=args.ngram_dropout,
-        natural_priors=args.natural_priors,
+        natural_priors=not args.balanced,
         seed=args.seed,
     )
     started = time.monotonic()
@@ -171,7 +171,7 @@ def _train_and_export(
         lr=args.lr,
         swap_rate=args.swap_rate,
         ngram_dropout=args.ngram_dropout,
-        natural_priors=args.natural_priors,
+        natural_priors=not args.balanced,
         dim=args.dim,
         hidden=args.hidden,
         max_len=args.max_len,

@@ -88,7 +88,8 @@ def _speed(lat: dict[str, Any] | None) -> list[str]:
     if "cpu_concurrent" in lat:
         c = lat["cpu_concurrent"]
         out.append(
-            f"- CPU, one thread, {c['callers']} concurrent callers through the micro-batcher: "
+            f"- CPU, one thread, {c['callers']} concurrent callers through the micro-batcher "
+            f"(max batch {c.get('max_batch', '?')}, max wait 2 ms): "
             f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, {c['prompts_per_s']} prompts/s."
         )
     if "gpu_batches" in lat:
@@ -101,14 +102,15 @@ def _speed(lat: dict[str, Any] | None) -> list[str]:
     if "gpu_concurrent" in lat:
         c = lat["gpu_concurrent"]
         out.append(
-            f"- GPU, {c['callers']} concurrent callers (max batch 64, max wait 2 ms): "
+            f"- GPU, {c['callers']} concurrent callers (max batch {c.get('max_batch', '?')}, "
+            "max wait 2 ms): "
             f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, {c['prompts_per_s']} prompts/s "
             f"in {c['batches']} batches."
         )
     return [
         *out,
         "",
-        "Command: `python bench/classifier.py --cpu --gpu` (see bench/classifier.py).",
+        "Command: `python bench/classifier.py --classifier-gpu` (CPU runs included).",
     ]
 
 
@@ -142,6 +144,10 @@ def write_card(out: Path) -> Path:
         f"{info['train_seconds']} s on {info['device']}.",
         "",
         "Records: " + "; ".join(f"{k}: {v}" for k, v in info["data"].items()) + ".",
+        "",
+        "To reproduce: `dlpproxy train --extra-local` (its defaults are this run's settings); "
+        "the text taken from a machine differs between machines, so `dlpproxy train "
+        "--save-local FILE` once and `--train FILE` afterwards pins it.",
         "",
         LOCAL_SOURCES,
         f"Records taken from this machine, by label: {info.get('extra_counts', {})}.",

@@ -31,14 +31,14 @@ class FitConfig:
 
     dim: int = 32
     hidden: int = 128
-    epochs: int = 15
+    epochs: int = 12
     batch: int = 128
-    lr: float = 1e-2
+    lr: float = 3e-3
     max_len: int = 2048
-    ngram_dropout: float = 0.1
+    ngram_dropout: float = 0.5
     label_smoothing: float = 0.05
-    swap_rate: float = 0.3
-    natural_priors: bool = False
+    swap_rate: float = 0.7
+    natural_priors: bool = True
     seed: int = 0
 
 
