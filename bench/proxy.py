@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import statistics
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ if __package__ in (None, ""):
 
 import httpx
 
-from bench.proxy_stack import ProxyStartError, Setup, Stack, rss_mb
+from bench.proxy_stack import ProxyStartError, Setup, Stack, cpu_seconds, rss_mb
 from bench.report import Section, table
 from bench.speed import p50_p99
 
@@ -59,13 +60,16 @@ USERS = ("mina.seo", "lucas.moreau", "aisha.rahman", "tomas.novak", "yuki.tanaka
 DOMAINS = ("example-corp.com", "mail.example.org", "example-partner.net")
 KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 KINDS = ("clean", "email", "key")
+ROUNDS = 4
 COMPARISON_HEADERS = (
     "clients", "dlpproxy - mitmproxy p50 / p99 ms", "dlpproxy / mitmproxy p50 / p99",
     "dlpproxy / mitmproxy req/s", "dlpproxy - direct p50 / p99 ms",
     "mitmproxy - direct p50 / p99 ms", "mitmproxy / direct req/s",
+    "dlpproxy - mitmproxy CPU ms/request",
 )  # fmt: skip
 LATENCY_HEADERS = (
     "clients", "setup", "requests", "errors", "wrong answers", "p50 ms", "p99 ms", "req/s",
+    "proxy CPU ms/request",
 )  # fmt: skip
 
 
@@ -90,6 +94,7 @@ class Run:
     p99: float
     rps: float
     p50_by_kind: dict[str, float]
+    cpu_ms: float | None = None  # the proxy process's CPU time per request (None: direct)
 
 
 def make_jobs(count: int, start: int, seed: int = 3) -> list[Job]:
@@ -158,7 +163,9 @@ async def _drive(
 
 
 def _client(setup: Setup, clients: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx.Limits(
+        max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=600.0
+    )
     return httpx.AsyncClient(proxy=setup.proxy, verify=setup.verify, limits=limits, timeout=60.0)
 
 
@@ -183,14 +190,34 @@ def summarise(
     )  # fmt: skip
 
 
-async def measure(setup: Setup, jobs: Sequence[Job], warmup: Sequence[Job], clients: int) -> Run:
-    """Warm up (connections opened, caches filled), then time `jobs` on the same connections."""
-    async with _client(setup, clients) as client:
-        await _drive(client, setup, warmup, clients)
-        began = time.perf_counter()
-        results = await _drive(client, setup, jobs, clients)
-        wall = time.perf_counter() - began
-    return summarise(setup, clients, jobs, results, wall)
+async def measure_step(
+    setups: dict[str, Setup], jobs: Sequence[Job], warmup: Sequence[Job], clients: int,
+    rounds: int = ROUNDS,
+) -> list[Run]:  # fmt: skip
+    """Every setup at one number of clients: each warms up its own keep-alive connections, then
+    the jobs go in `rounds` slices taking turns between the setups, so that a change in the
+    machine's background load falls on every setup alike."""
+    cut = [len(jobs) * k // rounds for k in range(rounds + 1)]
+    results: dict[str, list[tuple[float, str]]] = {name: [] for name in SETUPS}
+    wall, busy = dict.fromkeys(SETUPS, 0.0), dict.fromkeys(SETUPS, 0.0)
+    async with contextlib.AsyncExitStack() as stack:
+        pool = {n: await stack.enter_async_context(_client(setups[n], clients)) for n in SETUPS}
+        for name in SETUPS:
+            await _drive(pool[name], setups[name], warmup, clients)
+        for start, end in itertools.pairwise(cut):
+            for name in SETUPS:
+                pid = setups[name].pid
+                began, cpu = time.perf_counter(), cpu_seconds(pid) if pid else 0.0
+                results[name] += await _drive(pool[name], setups[name], jobs[start:end], clients)
+                wall[name] += time.perf_counter() - began
+                busy[name] += cpu_seconds(pid) - cpu if pid else 0.0
+    return [
+        replace(
+            summarise(setups[n], clients, jobs, results[n], wall[n]),
+            cpu_ms=round(busy[n] * 1000.0 / len(jobs), 2) if setups[n].pid else None,
+        )
+        for n in SETUPS
+    ]
 
 
 async def memory(setup: Setup, total: int, clients: int, start: int) -> dict[str, Any]:
@@ -226,8 +253,7 @@ async def measure_all(
         warmup = make_jobs(max(20, 2 * clients), number)
         jobs = make_jobs(count, number + len(warmup))
         number += len(warmup) + count
-        for name in SETUPS:
-            run = await measure(setups[name], jobs, warmup, clients)
+        for run in await measure_step(setups, jobs, warmup, clients):
             print(progress(run), flush=True)
             runs.append(run)
     for name, setup in setups.items():
@@ -242,7 +268,7 @@ async def measure_all(
 def progress(run: Run) -> str:
     return (
         f"  {run.clients:>3} clients {run.setup:<9} p50 {run.p50:7.1f} ms p99 {run.p99:7.1f} ms"
-        f" {run.rps:6.0f} req/s errors {run.errors} wrong {run.wrong}"
+        f" {run.rps:6.0f} req/s cpu {run.cpu_ms} ms/req errors {run.errors} wrong {run.wrong}"
     )
 
 
@@ -265,6 +291,7 @@ def comparison_rows(runs: Sequence[Run]) -> list[list[object]]:
             _pair(d.p50 - p.p50, d.p99 - p.p99, "+.1f"),
             _pair(m.p50 - p.p50, m.p99 - p.p99, "+.1f"),
             f"{m.rps / p.rps:.2f}",
+            "-" if d.cpu_ms is None or m.cpu_ms is None else f"{d.cpu_ms - m.cpu_ms:+.2f}",
         ])  # fmt: skip
     return rows
 
@@ -325,7 +352,7 @@ def render(data: dict[str, Any], note: str) -> str:
     runs = [Run(**r) for r in data["runs"]]
     latency = [
         [r.clients, r.setup, r.requests, r.errors, r.wrong, f"{r.p50:.1f}", f"{r.p99:.1f}",
-         f"{r.rps:.0f}"]
+         f"{r.rps:.0f}", "-" if r.cpu_ms is None else f"{r.cpu_ms:.2f}"]
         for r in runs
     ]  # fmt: skip
     parts = [
@@ -409,7 +436,8 @@ def run(args: argparse.Namespace) -> Section:
         " threaded Python HTTPS server, its own process) and the proxy under test; load average"
         f" {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end. Indicative figures:"
         f" compare medians and ratios within one run. Timed requests per setup: {steps}, after"
-        " a warm-up on the same keep-alive connections; prompts of at most 2048 bytes, 8 clean,"
+        f" a warm-up on the same keep-alive connections, in {ROUNDS} slices taking turns between"
+        " the setups; prompts of at most 2048 bytes, 8 clean,"
         f" 1 with an e-mail, 1 with an AWS key id in 10. Whole run {data['seconds']:.0f} s."
     )
     return Section("proxy", render(data, note), data)

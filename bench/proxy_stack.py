@@ -5,6 +5,7 @@ Chat Completions prompts, plain mitmdump with only a host mapping (bench/plain_r
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -190,6 +191,12 @@ class Stack:
                 proc.kill()
                 proc.wait()
         self.procs.clear()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and all its threads (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:

@@ -4,10 +4,12 @@ the echo upstream over TLS and the plain-mitmproxy host mapping (mitmproxy's tad
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import ssl
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -32,7 +34,7 @@ from bench.proxy import (  # noqa: E402
     summarise,
     verdict,
 )
-from bench.proxy_stack import Setup, _Echo, _Upstream  # noqa: E402
+from bench.proxy_stack import Setup, _Echo, _Upstream, cpu_seconds  # noqa: E402
 from tests.e2e.servers import self_signed  # noqa: E402
 
 CONTEXT = ssl.create_default_context()
@@ -45,8 +47,10 @@ def answer(content: str, headers: dict[str, str] | None = None) -> httpx.Respons
     return httpx.Response(200, json=body, headers=headers or {})
 
 
-def figures(setup: str, clients: int, p50: float, p99: float, rps: float) -> Run:
-    return Run(setup, clients, 100, 0, 0, p50, p99, rps, {})
+def figures(
+    setup: str, clients: int, p50: float, p99: float, rps: float, cpu: float | None = None
+) -> Run:
+    return Run(setup, clients, 100, 0, 0, p50, p99, rps, {}, cpu)
 
 
 def options(*argv: str) -> argparse.Namespace:
@@ -130,12 +134,13 @@ def test_summary_gives_the_median_per_prompt_kind():
 def test_comparison_gives_added_ms_and_ratios_against_mitmproxy_and_direct():
     runs = [
         figures("direct", 50, 4.0, 10.0, 400.0),
-        figures("mitmproxy", 50, 20.0, 50.0, 200.0),
-        figures("dlpproxy", 50, 25.0, 60.0, 150.0),
+        figures("mitmproxy", 50, 20.0, 50.0, 200.0, 2.5),
+        figures("dlpproxy", 50, 25.0, 60.0, 150.0, 6.0),
     ]
     assert comparison_rows(runs) == [
-        [50, "+5.0 / +10.0", "1.25 / 1.20", "0.75", "+21.0 / +50.0", "+16.0 / +40.0", "0.50"]
-    ]
+        [50, "+5.0 / +10.0", "1.25 / 1.20", "0.75", "+21.0 / +50.0", "+16.0 / +40.0", "0.50",
+         "+3.50"]
+    ]  # fmt: skip
 
 
 def test_target_is_judged_on_the_most_clients():
@@ -218,3 +223,11 @@ def test_plain_mitmproxy_refuses_a_mapping_without_a_port():
     )
     with taddons.context(addon) as tctx, refused:
         tctx.configure(addon, bench_resolve=["api.openai.com=127.0.0.1"])
+
+
+def test_cpu_seconds_of_a_process_grow_while_it_computes():
+    before = cpu_seconds(os.getpid())
+    until = time.process_time() + 0.3
+    while time.process_time() < until:
+        pass
+    assert cpu_seconds(os.getpid()) - before >= 0.25
