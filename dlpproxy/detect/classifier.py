@@ -91,7 +91,7 @@ def windows(text: str, max_len: int, stride: int) -> list[tuple[int, int, bytes]
     """
     if not text:
         return []
-    if len(text) * 4 <= max_len or len(text) <= max_len:
+    if len(text) <= max_len:
         data = text.encode("utf-8", "replace")
         if len(data) <= max_len:
             return [(0, len(text), data)]
