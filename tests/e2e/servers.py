@@ -19,12 +19,16 @@ import ssl
 import threading
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import brotli
+import h2.config
+import h2.connection
+import h2.events
 import zstandard
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -67,12 +71,22 @@ def self_signed(folder: Path, names: list[str]) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the stand-in answers: a whole JSON body, or SSE events sent one by one."""
+
+    content_type: str
+    chunks: list[bytes]
+    stream: bool = False
+
+
 class FakeAIService(ThreadingHTTPServer):
     """HTTPS on 127.0.0.1 answering like OpenAI, Anthropic and Gemini; keeps what it received.
 
-    Each entry of `received`: `path`, `host` (the Host header: which service was asked),
-    `headers`, `raw` (the body as sent, decoded from its Content-Encoding) and `body` (the parsed
-    JSON, or None when the body was not JSON).
+    It speaks HTTP/1.1 and, to clients that offer it by ALPN, HTTP/2 (mitmproxy offers h2 to
+    the service only when its own client did). Each entry of `received`: `path`, `host` (which
+    service was asked), `headers`, `http` ("1.1" or "2"), `raw` (the body decoded from its
+    Content-Encoding) and `body` (the parsed JSON, or None when the body was not JSON).
     """
 
     daemon_threads = True
@@ -81,6 +95,7 @@ class FakeAIService(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
+        context.set_alpn_protocols(["h2", "http/1.1"])
         self.socket = context.wrap_socket(self.socket, server_side=True)
         self.received: list[dict[str, Any]] = []
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -93,6 +108,44 @@ class FakeAIService(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket) and request.selected_alpn_protocol() == "h2":
+            _serve_h2(self, request)
+        else:
+            super().finish_request(request, client_address)
+
+    def answer(self, path: str, headers: dict[str, str], raw: bytes, http: str) -> Reply:
+        """Keep the request, then answer it in the format of the service its path belongs to."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        raw = decoded(raw, lowered.get("content-encoding", ""))
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        host = lowered.get("host") or lowered.get(":authority", "")
+        self.received.append(
+            {"path": path, "host": host, "headers": headers, "http": http, "raw": raw,
+             "body": body}
+        )  # fmt: skip
+        route = urlsplit(path).path
+        echo = f"You said: {last_user_text(route, body)}"
+        doc = body if isinstance(body, dict) else {}
+        model = str(doc.get("model", "m"))
+        stream = doc.get("stream") is True
+        gemini = GEMINI_ROUTE.fullmatch(route)
+        if gemini:
+            model, stream = gemini.group(1), gemini.group(2) == "streamGenerate"
+            whole, events = gemini_answer(echo, model), gemini_events(echo, model)
+        elif route.endswith("/responses"):
+            whole, events = responses_object(echo, model), responses_events(echo, model)
+        elif route == "/v1/messages":
+            whole, events = anthropic_message(echo, model), anthropic_events(echo, model)
+        else:
+            whole, events = chat_completion(echo, model), chat_chunks(echo, model)
+        if stream:
+            return Reply("text/event-stream", list(events), stream=True)
+        return Reply("application/json", [json.dumps(whole).encode()])
 
 
 FakeOpenAI = FakeAIService  # the first stand-in only spoke Chat Completions
@@ -156,52 +209,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("content-length", "0")))
-        raw = decoded(raw, self.headers.get("content-encoding", ""))
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            body = None
-        self.server.received.append(
-            {"path": self.path, "host": self.headers.get("host", ""), "raw": raw,
-             "body": body, "headers": dict(self.headers)}
-        )  # fmt: skip
-        route = urlsplit(self.path).path
-        echo = f"You said: {last_user_text(route, body)}"
-        doc = body if isinstance(body, dict) else {}
-        model = str(doc.get("model", "m"))
-        gemini = GEMINI_ROUTE.fullmatch(route)
-        if gemini:
-            self._gemini(echo, gemini.group(1), gemini.group(2) == "streamGenerate")
-        elif route.endswith("/responses"):
-            self._answer(doc, responses_object(echo, model), responses_events(echo, model))
-        elif route == "/v1/messages":
-            self._answer(doc, anthropic_message(echo, model), anthropic_events(echo, model))
-        else:
-            self._answer(doc, chat_completion(echo, model), chat_chunks(echo, model))
-
-    def _answer(self, doc: dict[str, Any], whole: dict[str, Any], events: Iterator[bytes]) -> None:
-        if doc.get("stream") is True:
-            self._stream(events)
-        else:
-            self._send(200, "application/json", json.dumps(whole).encode())
-
-    def _gemini(self, echo: str, model: str, stream: bool) -> None:
-        if not stream:
-            self._send(200, "application/json", json.dumps(gemini_answer(echo, model)).encode())
+        reply = self.server.answer(self.path, dict(self.headers), raw, "1.1")
+        if not reply.stream:
+            self._send(200, reply.content_type, b"".join(reply.chunks))
             return
-        texts = pieces(echo)
-        self._stream(
-            b"data: " + json.dumps(gemini_answer(t, model, i == len(texts) - 1)).encode()
-            + b"\r\n\r\n"
-            for i, t in enumerate(texts)
-        )  # fmt: skip
-
-    def _stream(self, events: Iterator[bytes]) -> None:
         self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-type", reply.content_type)
         self.send_header("connection", "close")
         self.end_headers()
-        for event in events:
+        for event in reply.chunks:
             self.wfile.write(event)
             self.wfile.flush()
         self.close_connection = True
@@ -212,6 +228,53 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def _serve_h2(server: FakeAIService, sock: ssl.SSLSocket) -> None:
+    """One HTTP/2 connection: each finished request gets its answer as flow control allows."""
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+    )
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    streams: dict[int, tuple[dict[str, str], bytearray]] = {}
+    unsent: dict[int, bytes] = {}
+    with sock:
+        while data := sock.recv(65536):
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    streams[event.stream_id] = (dict(event.headers), bytearray())
+                elif isinstance(event, h2.events.DataReceived):
+                    streams[event.stream_id][1].extend(event.data)
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    headers, body = streams.pop(event.stream_id)
+                    reply = server.answer(headers[":path"], headers, bytes(body), "2")
+                    unsent[event.stream_id] = payload = b"".join(reply.chunks)
+                    conn.send_headers(event.stream_id, [
+                        (":status", "200"), ("content-type", reply.content_type),
+                        ("content-length", str(len(payload))),
+                    ])  # fmt: skip
+                elif isinstance(event, h2.events.ConnectionTerminated):
+                    return
+            _send_h2_data(conn, unsent)
+            sock.sendall(conn.data_to_send())
+
+
+def _send_h2_data(conn: h2.connection.H2Connection, unsent: dict[int, bytes]) -> None:
+    """Send as much of each answer as the peer's flow-control window takes; end finished ones."""
+    for stream_id, payload in list(unsent.items()):
+        while payload:
+            size = min(len(payload), conn.local_flow_control_window(stream_id),
+                       conn.max_outbound_frame_size)  # fmt: skip
+            if size <= 0:
+                break
+            conn.send_data(stream_id, payload[:size])
+            payload = payload[size:]
+        unsent[stream_id] = payload
+        if not payload:
+            conn.end_stream(stream_id)
+            del unsent[stream_id]
 
 
 def _sse(data: dict[str, Any], event: str = "") -> bytes:
@@ -314,3 +377,11 @@ def gemini_answer(text: str, model: str, final: bool = True) -> dict[str, Any]:
         "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2},
         "modelVersion": model,
     }
+
+
+def gemini_events(text: str, model: str) -> Iterator[bytes]:
+    """streamGenerateContent with alt=sse: one GenerateContentResponse per piece."""
+    texts = pieces(text)
+    for i, piece in enumerate(texts):
+        answer = gemini_answer(piece, model, final=i == len(texts) - 1)
+        yield b"data: " + json.dumps(answer).encode() + b"\r\n\r\n"
