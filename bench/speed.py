@@ -145,37 +145,56 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - began
 
 
-def throughput(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
-    rows: list[list[object]] = []
-    data: dict[str, object] = {}
-    big = prompts.large_text(int(args.large_mb * MB))
-    mb = len(big.encode()) / MB
-    chunks = [big[i : i + 2 * KB] for i in range(0, len(big), 2 * KB)]
+def _ours_throughput(
+    big: str, chunks: list[str], mb: float
+) -> tuple[list[list[object]], dict[str, object]]:
+    """One large text through scan_sync, then the same text as 2 KB prompts through scan_many."""
     try:
         engine = _engine(None)
-        one = _timed(lambda: engine.scan_sync(big))
-        rows.append(
-            [f"dlpproxy, one {mb:.1f} MB text (scan_sync)", f"{one:.1f}", f"{mb / one:.2f}"]
-        )
-        bulk = _timed(lambda: list(engine.scan_many(chunks)))
-        label = f"dlpproxy, {mb:.1f} MB as {len(chunks)} prompts of 2 KB (scan_many)"
-        rows.append([label, f"{bulk:.1f}", f"{mb / bulk:.2f}"])
-        data["ours"] = {"mb": round(mb, 2), "one_text_mb_s": mb / one, "scan_many_mb_s": mb / bulk}
     except Exception as exc:
-        rows.append(["dlpproxy", "-", f"n/a ({type(exc).__name__}: {exc})"[:160]])
-    if args.presidio_mb > 0:
-        small = chunks[: max(1, int(args.presidio_mb * MB) // (2 * KB))]
-        small_mb = sum(len(c.encode()) for c in small) / MB
+        return [["dlpproxy", "-", f"n/a ({type(exc).__name__}: {exc})"[:160]]], {}
+    cases = (
+        (f"dlpproxy, one {mb:.1f} MB text (scan_sync)", "one_text", lambda: engine.scan_sync(big)),
+        (
+            f"dlpproxy, {mb:.1f} MB as {len(chunks)} prompts of 2 KB (scan_many)",
+            "scan_many",
+            lambda: list(engine.scan_many(chunks)),
+        ),
+    )
+    rows: list[list[object]] = []
+    data: dict[str, object] = {"mb": round(mb, 2)}
+    for label, key, call in cases:
         try:
-            from bench.presidio_default import build_analyzer
+            took = _timed(call)
+        except Exception as exc:  # e.g. a detector that refuses the size: say so
+            rows.append([label, "-", f"n/a ({type(exc).__name__}: {exc})"[:160]])
+            continue
+        rows.append([label, f"{took:.1f}", f"{mb / took:.2f}"])
+        data[f"{key}_mb_s"] = round(mb / took, 3)
+    return rows, data
 
-            analyzer = build_analyzer()
-            took = _timed(lambda: [analyzer.analyze(c, language="en") for c in small])
-            label = f"presidio default, {small_mb:.1f} MB as {len(small)} prompts of 2 KB"
-            rows.append([label, f"{took:.1f}", f"{small_mb / took:.3f}"])
-            data["presidio"] = {"mb": round(small_mb, 2), "mb_s": small_mb / took}
-        except Exception as exc:
-            rows.append(["presidio default", "-", f"n/a ({type(exc).__name__}: {exc})"[:160]])
+
+def _presidio_throughput(chunks: list[str]) -> tuple[list[list[object]], dict[str, object]]:
+    mb = sum(len(c.encode()) for c in chunks) / MB
+    label = f"presidio default, {mb:.1f} MB as {len(chunks)} prompts of 2 KB"
+    try:
+        scan = _presidio_scan()
+        took = _timed(lambda: [scan(c) for c in chunks])
+    except Exception as exc:
+        return [[label, "-", f"n/a ({type(exc).__name__}: {exc})"[:160]]], {}
+    return [[label, f"{took:.1f}", f"{mb / took:.3f}"]], {"mb": round(mb, 2), "mb_s": mb / took}
+
+
+def throughput(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
+    big = prompts.large_text(int(args.large_mb * MB))
+    chunks = [big[i : i + 2 * KB] for i in range(0, len(big), 2 * KB)]
+    rows, ours = _ours_throughput(big, chunks, len(big.encode()) / MB)
+    data: dict[str, object] = {"ours": ours}
+    if args.presidio_mb > 0:
+        more_rows, data["presidio"] = _presidio_throughput(
+            chunks[: max(1, int(args.presidio_mb * MB) // (2 * KB))]
+        )
+        rows += more_rows
     md = "### Throughput (MB = 2^20 bytes of UTF-8)\n\n" + table(["input", "s", "MB/s"], rows)
     return md + "\n", data
 
@@ -192,12 +211,22 @@ def linearity(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
     for kb in sizes:
         text = prompts.large_text(kb * KB, seed=kb)
         reps = max(3, min(30, 512 // kb))
-        ms = statistics.median(sample(engine.scan_sync, [text], reps, warmup=1))
+        try:
+            ms = statistics.median(sample(engine.scan_sync, [text], reps, warmup=1))
+        except Exception as exc:  # a size the engine refuses is a row with the reason
+            rows.append([f"{kb} KB", "-", "-", "-", f"n/a ({type(exc).__name__}: {exc})"[:160]])
+            continue
         per_kb = ms / kb
         base = base or per_kb
         rows.append([f"{kb} KB", f"{ms:.2f}", f"{per_kb:.3f}", f"{per_kb / base:.2f}", reps])
         data[f"{kb}KB"] = {"ms": round(ms, 3), "ms_per_kb": round(per_kb, 4)}
-    headers = ["text size", "ms (median)", "ms per KB", f"per-KB cost vs {sizes[0]} KB", "runs"]
+    headers = [
+        "text size",
+        "ms (median)",
+        "ms per KB",
+        f"per-KB cost vs {sizes[0]} KB",
+        "runs / note",
+    ]
     return "### Cost against size (dlpproxy, default detectors)\n\n" + table(
         headers, rows
     ) + "\n", data
@@ -224,6 +253,9 @@ def run(args: argparse.Namespace) -> Section:
         md, figures = step(args)
         parts.append(md)
         data[name] = figures
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    parts.append(f"Load average at the end: {load} (other work on the machine skews p99 most).\n")
+    data["load_at_end"] = load
     return Section("speed", "\n".join(parts), data)
 
 
