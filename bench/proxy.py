@@ -35,8 +35,9 @@ if __package__ in (None, ""):
 
 import httpx
 
+from bench.proxy_report import ROUNDS, Run, Step, describe, progress, render
 from bench.proxy_stack import ProxyStartError, Setup, Stack, cpu_seconds, rss_mb
-from bench.report import Section, table
+from bench.report import Section
 from bench.speed import p50_p99
 
 SETUPS = ("direct", "mitmproxy", "dlpproxy")
@@ -59,18 +60,6 @@ CLEAN = (
 USERS = ("mina.seo", "lucas.moreau", "aisha.rahman", "tomas.novak", "yuki.tanaka")
 DOMAINS = ("example-corp.com", "mail.example.org", "example-partner.net")
 KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-KINDS = ("clean", "email", "key")
-ROUNDS = 4
-COMPARISON_HEADERS = (
-    "clients", "dlpproxy - mitmproxy p50 / p99 ms", "dlpproxy / mitmproxy p50 / p99",
-    "dlpproxy / mitmproxy req/s", "dlpproxy - direct p50 / p99 ms",
-    "mitmproxy - direct p50 / p99 ms", "mitmproxy / direct req/s",
-    "dlpproxy - mitmproxy CPU ms/request",
-)  # fmt: skip
-LATENCY_HEADERS = (
-    "clients", "setup", "requests", "errors", "wrong answers", "p50 ms", "p99 ms", "req/s",
-    "proxy CPU ms/request",
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,22 +68,6 @@ class Job:
 
     kind: str
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """Client-side figures of one setup at one number of clients."""
-
-    setup: str
-    clients: int
-    requests: int
-    errors: int
-    wrong: int
-    p50: float
-    p99: float
-    rps: float
-    p50_by_kind: dict[str, float]
-    cpu_ms: float | None = None  # the proxy process's CPU time per request (None: direct)
 
 
 def make_jobs(count: int, start: int, seed: int = 3) -> list[Job]:
@@ -137,9 +110,13 @@ def outcome(answer: httpx.Response, job: Job) -> str:
     return "echo" if content == "You said: " + job.text else "other"
 
 
-async def _send(client: httpx.AsyncClient, setup: Setup, job: Job) -> tuple[float, str]:
+async def _send(
+    client: httpx.AsyncClient, setup: Setup, job: Job, due: float | None
+) -> tuple[float, str]:
+    """(ms, outcome) of one request, timed from `due` when it had a scheduled start (so that a
+    request that waited for a free client counts its wait) or else from its own start."""
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": job.text}]}
-    began = time.perf_counter()
+    began = time.perf_counter() if due is None else due
     try:
         answer = await client.post(setup.url, json=body, headers={"authorization": "Bearer sk-x"})
     except httpx.HTTPError:
@@ -148,15 +125,20 @@ async def _send(client: httpx.AsyncClient, setup: Setup, job: Job) -> tuple[floa
 
 
 async def _drive(
-    client: httpx.AsyncClient, setup: Setup, jobs: Sequence[Job], clients: int
+    client: httpx.AsyncClient, setup: Setup, jobs: Sequence[Job], clients: int, rate: float = 0.0
 ) -> list[tuple[float, str]]:
-    """Send every job with `clients` concurrent senders; (ms, outcome) per job, in job order."""
+    """Send every job with `clients` concurrent senders, job i due at i/rate seconds when paced;
+    (ms, outcome) per job, in job order."""
     results: list[tuple[float, str]] = [(0.0, "error")] * len(jobs)
     order = iter(range(len(jobs)))
+    began = time.perf_counter()
 
     async def sender() -> None:
         for index in order:
-            results[index] = await _send(client, setup, jobs[index])
+            due = began + index / rate if rate else None
+            if due is not None:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            results[index] = await _send(client, setup, jobs[index], due)
 
     await asyncio.gather(*(sender() for _ in range(clients)))
     return results
@@ -191,12 +173,13 @@ def summarise(
 
 
 async def measure_step(
-    setups: dict[str, Setup], jobs: Sequence[Job], warmup: Sequence[Job], clients: int,
+    setups: dict[str, Setup], jobs: Sequence[Job], warmup: Sequence[Job], step: Step,
     rounds: int = ROUNDS,
 ) -> list[Run]:  # fmt: skip
-    """Every setup at one number of clients: each warms up its own keep-alive connections, then
-    the jobs go in `rounds` slices taking turns between the setups, so that a change in the
-    machine's background load falls on every setup alike."""
+    """Every setup at one step: each warms up its own keep-alive connections, then the jobs go
+    in `rounds` slices taking turns between the setups, so that a change in the machine's
+    background load falls on every setup alike."""
+    clients = step.clients
     cut = [len(jobs) * k // rounds for k in range(rounds + 1)]
     results: dict[str, list[tuple[float, str]]] = {name: [] for name in SETUPS}
     wall, busy = dict.fromkeys(SETUPS, 0.0), dict.fromkeys(SETUPS, 0.0)
@@ -208,13 +191,15 @@ async def measure_step(
             for name in SETUPS:
                 pid = setups[name].pid
                 began, cpu = time.perf_counter(), cpu_seconds(pid) if pid else 0.0
-                results[name] += await _drive(pool[name], setups[name], jobs[start:end], clients)
+                part = jobs[start:end]
+                results[name] += await _drive(pool[name], setups[name], part, clients, step.rate)
                 wall[name] += time.perf_counter() - began
                 busy[name] += cpu_seconds(pid) - cpu if pid else 0.0
     return [
         replace(
             summarise(setups[n], clients, jobs, results[n], wall[n]),
             cpu_ms=round(busy[n] * 1000.0 / len(jobs), 2) if setups[n].pid else None,
+            rate=step.rate,
         )
         for n in SETUPS
     ]
@@ -242,18 +227,18 @@ async def memory(setup: Setup, total: int, clients: int, start: int) -> dict[str
 
 
 async def measure_all(
-    setups: dict[str, Setup], plan: Sequence[tuple[int, int]], memory_requests: int,
+    setups: dict[str, Setup], plan: Sequence[Step], memory_requests: int,
     memory_clients: int,
 ) -> dict[str, Any]:  # fmt: skip
     """Every setup at every number of clients on the same prompts, then dlpproxy's memory."""
     rss = {name: {"ready": rss_mb(s.pid)} for name, s in setups.items() if s.pid}
     runs: list[Run] = []
     number = 0
-    for clients, count in plan:
-        warmup = make_jobs(max(20, 2 * clients), number)
-        jobs = make_jobs(count, number + len(warmup))
-        number += len(warmup) + count
-        for run in await measure_step(setups, jobs, warmup, clients):
+    for step in plan:
+        warmup = make_jobs(max(20, 2 * step.clients), number)
+        jobs = make_jobs(step.requests, number + len(warmup))
+        number += len(warmup) + step.requests
+        for run in await measure_step(setups, jobs, warmup, step):
             print(progress(run), flush=True)
             runs.append(run)
     for name, setup in setups.items():
@@ -265,114 +250,6 @@ async def measure_all(
     return {"runs": [asdict(r) for r in runs], "rss_mb": rss, "memory": grown}
 
 
-def progress(run: Run) -> str:
-    return (
-        f"  {run.clients:>3} clients {run.setup:<9} p50 {run.p50:7.1f} ms p99 {run.p99:7.1f} ms"
-        f" {run.rps:6.0f} req/s cpu {run.cpu_ms} ms/req errors {run.errors} wrong {run.wrong}"
-    )
-
-
-def _pair(a: float, b: float, fmt: str) -> str:
-    return f"{a:{fmt}} / {b:{fmt}}"
-
-
-def comparison_rows(runs: Sequence[Run]) -> list[list[object]]:
-    """Per number of clients: dlpproxy against plain mitmproxy and direct, mitmproxy against
-    direct (differences of medians and p99s in ms, ratios of them and of requests/s)."""
-    by = {(r.clients, r.setup): r for r in runs}
-    rows: list[list[object]] = []
-    for clients in sorted({r.clients for r in runs}):
-        d, m, p = (by[(clients, name)] for name in ("dlpproxy", "mitmproxy", "direct"))
-        rows.append([
-            clients,
-            _pair(d.p50 - m.p50, d.p99 - m.p99, "+.1f"),
-            _pair(d.p50 / m.p50, d.p99 / m.p99, ".2f"),
-            f"{d.rps / m.rps:.2f}",
-            _pair(d.p50 - p.p50, d.p99 - p.p99, "+.1f"),
-            _pair(m.p50 - p.p50, m.p99 - p.p99, "+.1f"),
-            f"{m.rps / p.rps:.2f}",
-            "-" if d.cpu_ms is None or m.cpu_ms is None else f"{d.cpu_ms - m.cpu_ms:+.2f}",
-        ])  # fmt: skip
-    return rows
-
-
-def verdict(runs: Sequence[Run], grown: dict[str, Any], limit_ms: float = 20.0) -> list[str]:
-    """The issue's targets, each with the figure it was judged on."""
-    most = max(r.clients for r in runs)
-    by = {(r.clients, r.setup): r for r in runs}
-    added = by[(most, "dlpproxy")].p99 - by[(most, "mitmproxy")].p99
-    lines = [
-        f"- added p99 over plain mitmproxy at {most} clients: {added:+.1f} ms"
-        f" ({'met' if added <= limit_ms else 'NOT met'}: target <= {limit_ms:.0f} ms)"
-    ]
-    failures = (
-        sum(r.errors + r.wrong for r in runs) + grown.get("errors", 0) + grown.get("wrong", 0)
-    )
-    lines.append(f"- errors and wrong answers, all setups and phases: {failures}")
-    samples = grown.get("rss_mb", [])
-    if len(samples) > 2:
-        (n1, first), (n2, last) = samples[1], samples[-1]
-        growth = last - first
-        flat = growth <= 0.05 * first
-        lines.append(
-            f"- dlpproxy RSS {first:.0f} MB after {n1} requests, {last:.0f} MB after {n2}:"
-            f" {growth:+.1f} MB ({'flat' if flat else 'growing'}: flat means <= 5 % growth"
-            " after the first fifth, which fills the allocator and the bounded scan cache)"
-        )
-    return lines
-
-
-def kind_rows(runs: Sequence[Run]) -> list[list[object]]:
-    """Median per prompt kind and number of clients, dlpproxy beside plain mitmproxy."""
-    by = {(r.clients, r.setup): r for r in runs}
-    rows: list[list[object]] = []
-    for clients in sorted({r.clients for r in runs}):
-        d, m = by[(clients, "dlpproxy")], by[(clients, "mitmproxy")]
-        nan = float("nan")
-        rows.append(
-            [clients]
-            + [f"{d.p50_by_kind.get(k, nan):.1f} ({m.p50_by_kind.get(k, nan):.1f})" for k in KINDS]
-        )
-    return rows
-
-
-def memory_rows(rss: dict[str, dict[str, float]], grown: dict[str, Any]) -> list[list[object]]:
-    rows: list[list[object]] = []
-    for name in ("dlpproxy", "mitmproxy"):
-        rows.append([name, "ready", rss[name]["ready"]])
-        rows.append([name, "after the latency runs", rss[name]["after_latency_runs"]])
-        if name == "dlpproxy":
-            for done, mb in grown.get("rss_mb", [])[1:]:
-                rows.append([name, f"then +{done} requests ({grown['clients']} clients)", mb])
-    return rows
-
-
-def render(data: dict[str, Any], note: str) -> str:
-    """The section's markdown: latency per setup, the comparison, per kind, memory, targets."""
-    runs = [Run(**r) for r in data["runs"]]
-    latency = [
-        [r.clients, r.setup, r.requests, r.errors, r.wrong, f"{r.p50:.1f}", f"{r.p99:.1f}",
-         f"{r.rps:.0f}", "-" if r.cpu_ms is None else f"{r.cpu_ms:.2f}"]
-        for r in runs
-    ]  # fmt: skip
-    parts = [
-        "## Proxy overhead (2 KB Chat Completions prompts, loopback upstream)",
-        note,
-        "Client-side latency per request and requests per second:",
-        table(LATENCY_HEADERS, latency),
-        "dlpproxy beside plain mitmproxy (same options, no inspection) and direct requests:",
-        table(COMPARISON_HEADERS, comparison_rows(runs)),
-        "Median (ms) by prompt kind, dlpproxy (plain mitmproxy): e-mail prompts are redacted and"
-        " restored, key prompts are answered by dlpproxy without reaching the upstream:",
-        table(["clients", *KINDS], kind_rows(runs)),
-        "Resident memory (VmRSS) of the proxy processes:",
-        table(["process", "when", "RSS MB"], memory_rows(data["rss_mb"], data["memory"])),
-        "Targets:",
-        "\n".join(verdict(runs, data["memory"])),
-    ]
-    return "\n\n".join(parts) + "\n"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proxy-clients", default="1,10,50", help="concurrent clients per step")
     parser.add_argument(
@@ -382,14 +259,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--proxy-memory-requests", type=int, default=10_000, help="requests of the memory phase"
     )
     parser.add_argument("--proxy-memory-clients", type=int, default=10)
+    parser.add_argument(
+        "--proxy-paced-rate", type=float, default=50.0,
+        help="a last step whose clients start requests at this many per second (0: none)",
+    )  # fmt: skip
+    parser.add_argument("--proxy-paced-clients", type=int, default=50)
+    parser.add_argument("--proxy-paced-requests", type=int, default=1000)
     parser.add_argument("--proxy-start-timeout", type=float, default=180.0, help="seconds")
     parser.add_argument("--proxy-quick", action="store_true", help="small run for a smoke test")
 
 
-def plan_of(args: argparse.Namespace) -> tuple[list[tuple[int, int]], int]:
-    """[(clients, requests)] and the memory phase's request count, from the options."""
+def plan_of(args: argparse.Namespace) -> tuple[list[Step], int]:
+    """The steps and the memory phase's request count, from the options."""
     if args.proxy_quick:
-        return [(1, 40), (10, 200)], 500
+        return [Step(1, 40), Step(10, 200), Step(10, 100, 20.0)], 500
     clients = [int(x) for x in args.proxy_clients.split(",") if x.strip()]
     counts = [int(x) for x in args.proxy_requests.split(",") if x.strip()]
     if len(counts) == 1:
@@ -399,7 +282,12 @@ def plan_of(args: argparse.Namespace) -> tuple[list[tuple[int, int]], int]:
             f"--proxy-requests: {len(counts)} counts for {len(clients)} client steps; give one"
             " count or one per step"
         )
-    return list(zip(clients, counts, strict=True)), args.proxy_memory_requests
+    plan = [Step(n, count) for n, count in zip(clients, counts, strict=True)]
+    if args.proxy_paced_rate > 0:
+        plan.append(
+            Step(args.proxy_paced_clients, args.proxy_paced_requests, args.proxy_paced_rate)
+        )
+    return plan, args.proxy_memory_requests
 
 
 def unpin() -> None:
@@ -429,17 +317,7 @@ def run(args: argparse.Namespace) -> Section:
     load_end = os.getloadavg()
     data["seconds"] = round(time.perf_counter() - began, 1)
     data["load_average"] = {"start": load_start, "end": load_end}
-    cores = os.cpu_count()
-    steps = ", ".join(f"{n} at {c} clients" for c, n in plan)
-    note = (
-        f"{cores} cores shared by the client (httpx in one asyncio process), the upstream (a"
-        " threaded Python HTTPS server, its own process) and the proxy under test; load average"
-        f" {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end. Indicative figures:"
-        f" compare medians and ratios within one run. Timed requests per setup: {steps}, after"
-        f" a warm-up on the same keep-alive connections, in {ROUNDS} slices taking turns between"
-        " the setups; prompts of at most 2048 bytes, 8 clean,"
-        f" 1 with an e-mail, 1 with an AWS key id in 10. Whole run {data['seconds']:.0f} s."
-    )
+    note = describe(plan, load_start[0], load_end[0], data["seconds"])
     return Section("proxy", render(data, note), data)
 
 

@@ -4,6 +4,7 @@ Chat Completions prompts, plain mitmdump with only a host mapping (bench/plain_r
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -16,6 +17,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from mitmproxy import certs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "api.openai.com"
@@ -74,6 +79,24 @@ class _Upstream(ThreadingHTTPServer):
     request_queue_size = 256  # 50 clients connect at once; the default backlog of 5 drops SYNs
 
 
+def upstream_certificate(folder: Path) -> tuple[Path, Path, Path]:
+    """PEM files (CA, certificate, key) for the upstream: a certificate for HOST and 127.0.0.1
+    signed by a CA made with mitmproxy's own certificate store."""
+    store = certs.CertStore.from_store(folder / "upstream-ca", "upstream", 2048)
+    names = [x509.DNSName(HOST), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    entry = store.get_cert(HOST, names)
+    cert, key = folder / "upstream.pem", folder / "upstream.key"
+    cert.write_bytes(entry.cert.to_pem())
+    key.write_bytes(
+        entry.privatekey.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return folder / "upstream-ca" / "upstream-ca-cert.pem", cert, key
+
+
 def serve_upstream(cert: str, key: str) -> None:
     """Serve the echo upstream until stdin closes; the first line on stdout is its port."""
     server = _Upstream(("127.0.0.1", 0), _Echo)
@@ -127,9 +150,7 @@ class Stack:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, timeout: float) -> dict[str, Setup]:
-        from tests.e2e.servers import self_signed
-
-        cert, key = self_signed(self.folder, [HOST, "127.0.0.1"])
+        ca, cert, key = upstream_certificate(self.folder)
         serve = "import sys; from bench.proxy_stack import serve_upstream as s; s(*sys.argv[1:])"
         upstream = subprocess.Popen(
             [sys.executable, "-c", serve, str(cert), str(key)],
@@ -161,7 +182,7 @@ class Stack:
         }
         url = f"https://{HOST}{PATH}"
         return {
-            "direct": Setup("direct", f"https://127.0.0.1:{up}{PATH}", None, _trusting(cert)),
+            "direct": Setup("direct", f"https://127.0.0.1:{up}{PATH}", None, _trusting(ca)),
             "mitmproxy": Setup(
                 "mitmproxy", url, f"http://127.0.0.1:{plain_port}",
                 _trusting(self.folder / "ca-plain" / "mitmproxy-ca-cert.pem"), pids["mitmproxy"],

@@ -4,12 +4,15 @@ the echo upstream over TLS and the plain-mitmproxy host mapping (mitmproxy's tad
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import ssl
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -24,18 +27,22 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.plain_resolve import PlainResolve  # noqa: E402
 from bench.proxy import (  # noqa: E402
     Job,
-    Run,
+    _drive,
     add_arguments,
-    comparison_rows,
     expected,
     make_jobs,
     outcome,
     plan_of,
     summarise,
-    verdict,
 )
-from bench.proxy_stack import Setup, _Echo, _Upstream, cpu_seconds  # noqa: E402
-from tests.e2e.servers import self_signed  # noqa: E402
+from bench.proxy_report import Run, Step, comparison_rows, verdict  # noqa: E402
+from bench.proxy_stack import (  # noqa: E402
+    Setup,
+    _Echo,
+    _Upstream,
+    cpu_seconds,
+    upstream_certificate,
+)
 
 CONTEXT = ssl.create_default_context()
 DIRECT = Setup("direct", "https://127.0.0.1:1/v1/chat/completions", None, CONTEXT)
@@ -138,7 +145,7 @@ def test_comparison_gives_added_ms_and_ratios_against_mitmproxy_and_direct():
         figures("dlpproxy", 50, 25.0, 60.0, 150.0, 6.0),
     ]
     assert comparison_rows(runs) == [
-        [50, "+5.0 / +10.0", "1.25 / 1.20", "0.75", "+21.0 / +50.0", "+16.0 / +40.0", "0.50",
+        ["50", "+5.0 / +10.0", "1.25 / 1.20", "0.75", "+21.0 / +50.0", "+16.0 / +40.0", "0.50",
          "+3.50"]
     ]  # fmt: skip
 
@@ -156,6 +163,21 @@ def test_target_is_judged_on_the_most_clients():
     assert "NOT met" in verdict(runs, {})[0]
 
 
+def test_paced_step_is_judged_against_the_target_too():
+    runs = [
+        figures("direct", 50, 1.0, 2.0, 9.0),
+        figures("mitmproxy", 50, 5.0, 40.0, 9.0),
+        figures("dlpproxy", 50, 9.0, 45.0, 9.0),
+        replace(figures("direct", 50, 1.0, 2.0, 9.0), rate=50.0),
+        replace(figures("mitmproxy", 50, 5.0, 10.0, 9.0), rate=50.0),
+        replace(figures("dlpproxy", 50, 9.0, 19.5, 9.0), rate=50.0),
+    ]
+    assert verdict(runs, {})[1] == (
+        "- added p99 over plain mitmproxy at 50 clients paced at 50 req/s: +9.5 ms"
+        " (met: target <= 20 ms)"
+    )
+
+
 def test_memory_growing_over_five_percent_after_the_first_fifth_is_not_flat():
     runs = [figures(s, 10, 1.0, 1.0, 1.0) for s in ("direct", "mitmproxy", "dlpproxy")]
     grown = {"errors": 0, "wrong": 0, "rss_mb": [(0, 180.0), (2000, 200.0), (10000, 211.0)]}
@@ -163,10 +185,19 @@ def test_memory_growing_over_five_percent_after_the_first_fifth_is_not_flat():
 
 
 def test_one_request_count_applies_to_every_client_step():
-    assert plan_of(options("--proxy-clients", "1,10", "--proxy-requests", "300"))[0] == [
-        (1, 300),
-        (10, 300),
-    ]
+    plan = plan_of(options("--proxy-clients", "1,10", "--proxy-requests", "300"))[0]
+    assert plan[:2] == [Step(1, 300), Step(10, 300)]
+
+
+def test_paced_step_comes_last_with_its_rate():
+    plan = plan_of(options("--proxy-clients", "1", "--proxy-requests", "30"))[0]
+    assert plan == [Step(1, 30), Step(50, 1000, 50.0)]
+
+
+def test_paced_rate_zero_leaves_the_paced_step_out():
+    argv = ("--proxy-clients", "1,10", "--proxy-requests", "400,2000", "--proxy-paced-rate", "0")
+    plan = plan_of(options(*argv))[0]
+    assert plan == [Step(1, 400), Step(10, 2000)]
 
 
 def test_request_counts_that_do_not_match_the_steps_are_refused():
@@ -174,25 +205,43 @@ def test_request_counts_that_do_not_match_the_steps_are_refused():
         plan_of(options("--proxy-clients", "1,10", "--proxy-requests", "1,2,3"))
 
 
-def test_echo_upstream_answers_two_requests_over_tls_on_one_connection(tmp_path: Path):
-    cert, key = self_signed(tmp_path, ["127.0.0.1"])
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[Setup]:
+    """The benchmark's echo upstream on loopback, as the direct setup that trusts it."""
+    ca, cert, key = upstream_certificate(tmp_path)
     server = _Upstream(("127.0.0.1", 0), _Echo)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"https://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
+    yield Setup("direct", url, None, ssl.create_default_context(cafile=str(ca)))
+    server.shutdown()
+    server.server_close()
+
+
+def test_echo_upstream_answers_two_requests_over_tls_on_one_connection(upstream: Setup):
     peers = []
-    try:
-        with httpx.Client(verify=ssl.create_default_context(cafile=str(cert))) as client:
-            for text in ("first", "second"):
-                got = client.post(url, json={"messages": [{"role": "user", "content": text}]})
-                assert outcome(got, Job("clean", text)) == "echo"
-                peers.append(got.extensions["network_stream"].get_extra_info("client_addr"))
-    finally:
-        server.shutdown()
-        server.server_close()
+    with httpx.Client(verify=upstream.verify) as client:
+        for text in ("first", "second"):
+            body = {"messages": [{"role": "user", "content": text}]}
+            got = client.post(upstream.url, json=body)
+            assert outcome(got, Job("clean", text)) == "echo"
+            peers.append(got.extensions["network_stream"].get_extra_info("client_addr"))
     assert peers[0] == peers[1]
+
+
+def test_paced_requests_start_no_sooner_than_their_schedule(upstream: Setup):
+    jobs = make_jobs(11, 0)
+
+    async def paced() -> list[tuple[float, str]]:
+        async with httpx.AsyncClient(verify=upstream.verify) as client:
+            return await _drive(client, upstream, jobs, clients=4, rate=50.0)
+
+    began = time.perf_counter()
+    results = asyncio.run(paced())
+    assert time.perf_counter() - began >= 10 / 50.0
+    assert [got for _, got in results] == ["echo"] * 11
 
 
 def _connect_to(addon: PlainResolve, host: str) -> tuple[str, int] | None:
