@@ -136,6 +136,7 @@ class DlpAddon:
             return
         if verdict.body is not None:
             flow.request.content = verdict.body
+            flow.request.headers["accept-encoding"] = "identity"  # SSE restore reads plain bytes
         flow.request.headers["x-dlpproxy-incident"] = verdict.event.id
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:

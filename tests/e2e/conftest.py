@@ -4,6 +4,8 @@ trust the proxy's CA. Module-scoped, so each test module starts the proxy once."
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import socket
 import sqlite3
 import ssl
@@ -17,8 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from tests.e2e.servers import FakeAIService, self_signed
+from tests.e2e.servers import FakeAIService
 
 SERVICE_HOSTS = (
     "api.openai.com",
@@ -27,6 +33,38 @@ SERVICE_HOSTS = (
     "api.deepseek.com",
 )
 READY = b"dlpproxy ready"
+
+
+def self_signed(folder: Path, names: list[str]) -> tuple[Path, Path]:
+    """A self-signed certificate (and key) for these DNS names / IPs, written as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    alt: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = folder / f"{names[0]}.pem", folder / f"{names[0]}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 def free_port() -> int:

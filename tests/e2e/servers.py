@@ -4,15 +4,14 @@
 `You said: <text>` so a test can check what the service received and what the client got back:
 OpenAI Chat Completions (JSON and SSE), OpenAI Responses (JSON and its SSE event sequence),
 Anthropic Messages (JSON and its SSE event sequence) and Gemini generateContent /
-streamGenerateContent (`alt=sse`). Streams go out in 5-character pieces, so a placeholder is
-split across events. Every request is kept in `received`, decoded from its Content-Encoding.
+streamGenerateContent (SSE with `alt=sse`, else a JSON array). Streams go out in 5-character
+pieces, so a placeholder is split across events. HTTP/1.1 (chunked request bodies too) and
+HTTP/2; every request is kept in `received`, decoded from its Content-Encoding.
 """
 
 from __future__ import annotations
 
-import datetime
 import gzip
-import ipaddress
 import json
 import re
 import ssl
@@ -30,45 +29,12 @@ import h2.config
 import h2.connection
 import h2.events
 import zstandard
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 PIECE = 5
+# A request header asking the stand-in to gzip its answer when the request accepts gzip (flushed
+# per SSE event when streaming), as services behind a CDN do.
+ANSWER_ENCODING = "x-test-answer-encoding"
 GEMINI_ROUTE = re.compile(r"/v1(?:beta)?/models/([^/:]+):(generate|streamGenerate)Content")
-
-
-def self_signed(folder: Path, names: list[str]) -> tuple[Path, Path]:
-    """A self-signed certificate (and key) for these DNS names / IPs, written as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    alt: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            alt.append(x509.DNSName(name))
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_path, key_path = folder / f"{names[0]}.pem", folder / f"{names[0]}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +100,8 @@ class FakeAIService(ThreadingHTTPServer):
         model = str(doc.get("model", "m"))
         stream = doc.get("stream") is True
         gemini = GEMINI_ROUTE.fullmatch(route)
+        if gemini and gemini.group(2) == "streamGenerate" and "alt=sse" not in path:
+            return Reply("application/json", list(gemini_array(echo, gemini.group(1))), True)
         if gemini:
             model, stream = gemini.group(1), gemini.group(2) == "streamGenerate"
             whole, events = gemini_answer(echo, model), gemini_events(echo, model)
@@ -208,24 +176,50 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, "application/json", b'{"ok": true}')
 
     def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("content-length", "0")))
-        reply = self.server.answer(self.path, dict(self.headers), raw, "1.1")
+        reply = self.server.answer(self.path, dict(self.headers), self._body(), "1.1")
+        asked = self.headers.get(ANSWER_ENCODING) == "gzip"
+        accepted = "gzip" in self.headers.get("accept-encoding", "")
+        squeeze = _gzip_stream() if asked and accepted else None
         if not reply.stream:
-            self._send(200, reply.content_type, b"".join(reply.chunks))
+            body = b"".join(reply.chunks)
+            extra = {}
+            if squeeze:
+                body, extra = squeeze(body, zlib.Z_FINISH), {"content-encoding": "gzip"}
+            self._send(200, reply.content_type, body, extra)
             return
         self.send_response(200)
         self.send_header("content-type", reply.content_type)
+        if squeeze:
+            self.send_header("content-encoding", "gzip")
         self.send_header("connection", "close")
         self.end_headers()
-        for event in reply.chunks:
-            self.wfile.write(event)
+        for i, event in enumerate(reply.chunks):
+            last = i == len(reply.chunks) - 1
+            mode = zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH
+            self.wfile.write(squeeze(event, mode) if squeeze else event)
             self.wfile.flush()
         self.close_connection = True
 
-    def _send(self, status: int, ctype: str, body: bytes) -> None:
+    def _body(self) -> bytes:
+        """The request body, by Content-Length or in chunks (Transfer-Encoding: chunked)."""
+        if "chunked" not in self.headers.get("transfer-encoding", "").lower():
+            return self.rfile.read(int(self.headers.get("content-length", "0")))
+        body = bytearray()
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            body += self.rfile.read(size)
+            self.rfile.readline()
+        while self.rfile.readline().strip():  # trailers
+            pass
+        return bytes(body)
+
+    def _send(
+        self, status: int, ctype: str, body: bytes, extra: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("content-type", ctype)
         self.send_header("content-length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -385,3 +379,16 @@ def gemini_events(text: str, model: str) -> Iterator[bytes]:
     for i, piece in enumerate(texts):
         answer = gemini_answer(piece, model, final=i == len(texts) - 1)
         yield b"data: " + json.dumps(answer).encode() + b"\r\n\r\n"
+
+
+def gemini_array(text: str, model: str) -> Iterator[bytes]:
+    """streamGenerateContent without alt=sse: one JSON array whose elements arrive one by one."""
+    texts = pieces(text)
+    for i, piece in enumerate(texts):
+        answer = json.dumps(gemini_answer(piece, model, final=i == len(texts) - 1)).encode()
+        yield (b"[" if i == 0 else b",\r\n") + answer + (b"]" if i == len(texts) - 1 else b"")
+
+
+def _gzip_stream() -> Callable[[bytes, int], bytes]:
+    squeeze = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return lambda data, mode: squeeze.compress(data) + squeeze.flush(mode)

@@ -39,7 +39,9 @@ def chat_body(*contents: str) -> dict[str, Any]:
     return {"model": "gpt-4o", "messages": [{"role": "user", "content": c} for c in contents]}
 
 
-def post(client: httpx.Client, body: bytes, url: str = CHAT, **headers: str) -> httpx.Response:
+def post(
+    client: httpx.Client, body: bytes | Iterator[bytes], url: str = CHAT, **headers: str
+) -> httpx.Response:
     return client.post(url, content=body, headers={"content-type": "application/json", **headers})
 
 
@@ -194,6 +196,29 @@ def test_gzip_body_with_an_email_is_redacted_inside_the_compressed_body(
     assert answer.json()["choices"][0]["message"]["content"] == f"You said: {prompt}"
 
 
+@pytest.mark.parametrize(
+    ("coding", "reason"),
+    [("gzip", "corrupt gzip body"), ("compress", "unsupported Content-Encoding 'compress'")],
+)
+def test_body_that_cannot_be_decoded_is_refused_naming_the_encoding(
+    coding: str, reason: str, proxy: Proxy, client: httpx.Client, still_serving: FakeAIService
+) -> None:
+    body = json.dumps(chat_body(f"key {KEY} in a body that is not {coding}")).encode()
+    before = len(still_serving.received)
+    refusal(proxy, post(client, body, **{"content-encoding": coding}), reason)
+    assert len(still_serving.received) == before
+
+
+def test_chunked_body_with_a_key_is_blocked(
+    proxy: Proxy, client: httpx.Client, still_serving: FakeAIService
+) -> None:
+    body = json.dumps(chat_body(f"export AWS_ACCESS_KEY_ID={KEY}")).encode()
+    before = len(still_serving.received)
+    answer = post(client, iter([body[:40], body[40:]]))
+    blocked_for_secret(proxy, answer)
+    assert len(still_serving.received) == before
+
+
 def gzip_of_zeros(size: int) -> bytes:
     squeeze = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     block = bytes(1 << 20)
@@ -321,6 +346,22 @@ def test_clean_body_to_an_unknown_path_reaches_the_service(
     assert (got["path"], got["body"]) == ("/v9/agents/run-draft", body)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="Inspector.inspect calls adapter.extract and treats UnknownShape as an unreadable "
+    "body (fail-closed block) instead of falling back to the generic adapter",
+)
+def test_changed_body_shape_on_a_known_route_is_scanned_by_the_generic_adapter(
+    client: httpx.Client, still_serving: FakeAIService
+) -> None:
+    body = {"model": "gpt-5", "input_messages": [{"text": "What is the boiling point of water?"}]}
+    before = len(still_serving.received)
+    answer = client.post(CHAT, json=body)
+    assert answer.status_code == 200, answer.text
+    (got,) = still_serving.received[before:]
+    assert got["body"] == body
+
+
 def test_scan_over_the_time_budget_is_refused_and_the_proxy_keeps_deciding(
     hasty_proxy: Proxy, upstream: FakeAIService
 ) -> None:
@@ -332,6 +373,25 @@ def test_scan_over_the_time_budget_is_refused_and_the_proxy_keeps_deciding(
             refusal(hasty_proxy, answer, "scan exceeded its 1 ms budget")
     assert len(upstream.received) == before
     assert hasty_proxy.alive()
+
+
+def test_audit_store_keeps_no_planted_value_from_refused_bodies(
+    proxy: Proxy, client: httpx.Client
+) -> None:
+    planted = "AKIAJ4ZQ6WPX2RTN7MKC"
+    whole = json.dumps(chat_body(f"use {planted} for {EMAIL}")).encode()
+    answers = [
+        post(client, whole[:-5]),
+        post(client, whole, **{"content-type": "text/plain"}),
+        post(client, gzip.compress(whole), **{"content-encoding": "gzip"}),
+        client.post("https://api.openai.com/v9/agents/run-draft", content=whole),
+    ]
+    for answer in answers:
+        proxy.event(answer.headers["x-dlpproxy-incident"])
+    time.sleep(0.5)  # the writer commits in batches; let the last one land in the files
+    for file in sorted(proxy.folder.glob("audit.db*")):
+        raw = file.read_bytes()
+        assert [v for v in (planted, EMAIL) if v.encode() in raw] == [], file.name
 
 
 def test_proxy_log_shows_no_unhandled_error(proxy: Proxy) -> None:

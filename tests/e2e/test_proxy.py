@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import Proxy
-from tests.e2e.servers import FakeAIService, self_signed
+from tests.e2e.conftest import Proxy, self_signed
+from tests.e2e.servers import FakeAIService
 
 KEY = "AKIAZ7QRST2VWX3YB4CD"
 EMAIL = "jiwoo.park@example-corp.co.kr"

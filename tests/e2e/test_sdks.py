@@ -24,7 +24,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import Proxy
-from tests.e2e.servers import FakeAIService, last_user_text
+from tests.e2e.servers import ANSWER_ENCODING, FakeAIService, last_user_text
 
 try:  # the 2.x/3.x SDKs talk through their own fork of httpx
     import httpx2 as sdk_http
@@ -248,3 +248,51 @@ def test_audit_store_holds_no_trace_of_the_planted_values(clients: Clients, prox
     for file in files:
         raw = file.read_bytes()
         assert [t for t in traces if t.encode() in raw] == [], file.name
+
+
+def test_gzip_encoded_stream_is_restored(clients: Clients, upstream: FakeAIService) -> None:
+    prompt = f"Forward the agenda to {EMAIL} ({ANSWER_ENCODING})."
+    chunks = clients.openai.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": prompt}], stream=True,
+        extra_headers={ANSWER_ENCODING: "gzip", "accept-encoding": "gzip"},
+    )  # fmt: skip
+    answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert answer == f"You said: {prompt}"
+
+
+def test_same_email_keeps_its_placeholder_across_turns(
+    clients: Clients, upstream: FakeAIService
+) -> None:
+    other = "joon.seo@hanbit-semicon.co.kr"
+    first = f"Book a room for {EMAIL} on Monday."
+    messages: Any = [
+        {"role": "user", "content": first},
+        {"role": "assistant", "content": f"You said: {first}"},
+        {"role": "user", "content": f"Also invite {other} and {EMAIL}."},
+    ]
+    clients.openai.chat.completions.create(model="gpt-4o", messages=messages[:1])
+    clients.openai.chat.completions.create(model="gpt-4o", messages=messages)
+    sent = [m["content"] for m in upstream.received[-1]["body"]["messages"]]
+    assert sent == [
+        "Book a room for [EMAIL_1] on Monday.",
+        "You said: Book a room for [EMAIL_1] on Monday.",
+        "Also invite [EMAIL_2] and [EMAIL_1].",
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="restore_json restores each JSON string on its own: a placeholder split across the "
+    "elements of Gemini's JSON-array stream (no alt=sse) reaches the client unrestored",
+)
+def test_gemini_json_array_stream_restores_a_placeholder_split_across_elements(
+    clients: Clients,
+) -> None:
+    prompt = f"Send the minutes to {EMAIL}."
+    body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
+    answer = clients.http.post(f"{GEMINI}:streamGenerateContent", json=body)
+    assert answer.headers["content-type"].startswith("application/json")
+    elements = answer.json()
+    assert len(elements) > 1
+    text = "".join(e["candidates"][0]["content"]["parts"][0]["text"] for e in elements)
+    assert text == f"You said: {prompt}"
