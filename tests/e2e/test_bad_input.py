@@ -13,6 +13,7 @@ import re
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import brotli
@@ -28,6 +29,8 @@ KEY = "AKIAW3XQ7RZT2MKP5NVB"  # synthetic: AKIA + 16 of [A-Z2-7]
 EMAIL = "carmen.ortega@grupo-andaluz.es"
 CHAT = "https://api.openai.com/v1/chat/completions"
 SMALL_LIMIT = 4096
+DEFAULT_POLICY = (RULES / "policy.yaml").read_text()
+DEFAULT_LIMIT = int(re.findall(r"(?m)^max_body_bytes: *(\d+)", DEFAULT_POLICY)[0])
 COMPRESS: dict[str, Any] = {
     "gzip": gzip.compress,
     "br": brotli.compress,
@@ -37,6 +40,14 @@ COMPRESS: dict[str, Any] = {
 
 def chat_body(*contents: str) -> dict[str, Any]:
     return {"model": "gpt-4o", "messages": [{"role": "user", "content": c} for c in contents]}
+
+
+@contextmanager
+def nothing_sent(upstream: FakeAIService) -> Iterator[None]:
+    """The block inside sends no request to the service."""
+    before = len(upstream.received)
+    yield
+    assert upstream.received[before:] == []
 
 
 def post(
@@ -99,9 +110,8 @@ def strict_proxy(
     """A second proxy whose policy (written here) refuses request bodies over 4 KiB."""
     folder = tmp_path_factory.mktemp("strict")
     policy, count = re.subn(
-        r"(?m)^max_body_bytes: *\d+", f"max_body_bytes: {SMALL_LIMIT}",
-        (RULES / "policy.yaml").read_text(),
-    )  # fmt: skip
+        r"(?m)^max_body_bytes: *\d+", f"max_body_bytes: {SMALL_LIMIT}", DEFAULT_POLICY
+    )
     assert count == 1
     (folder / "policy.yaml").write_text(policy)
     running = start_proxy(folder, upstream.port, ["--policy", str(folder / "policy.yaml")])
@@ -123,29 +133,26 @@ def hasty_proxy(
 def test_malformed_json_is_refused_with_the_parse_error(
     proxy: Proxy, client: httpx.Client, still_serving: FakeAIService
 ) -> None:
-    before = len(still_serving.received)
-    answer = post(client, b'{"model": "gpt-4o", "messages": [{"role": "user" "content": "hi"}]}')
-    refusal(proxy, answer, "malformed JSON body: Expecting ',' delimiter at line 1 column 50")
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        answer = post(client, b'{"model": "m", "messages": [{"role": "user" "content": "hi"}]}')
+        refusal(proxy, answer, "malformed JSON body: Expecting ',' delimiter at line 1 column 45")
 
 
 def test_truncated_json_with_a_key_is_refused_as_truncated(
     proxy: Proxy, client: httpx.Client, still_serving: FakeAIService
 ) -> None:
     whole = json.dumps(chat_body(f"my key is {KEY}, what does it unlock?")).encode()
-    before = len(still_serving.received)
-    refusal(proxy, post(client, whole[: len(whole) - 7]), "truncated JSON body")
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        refusal(proxy, post(client, whole[: len(whole) - 7]), "truncated JSON body")
 
 
 def test_chat_body_declared_as_text_plain_is_refused_naming_the_type(
     proxy: Proxy, client: httpx.Client, still_serving: FakeAIService
 ) -> None:
     body = json.dumps(chat_body("Translate 'good morning' into Korean")).encode()
-    before = len(still_serving.received)
-    answer = post(client, body, **{"content-type": "text/plain"})
-    refusal(proxy, answer, "expected application/json, got 'text/plain'")
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        answer = post(client, body, **{"content-type": "text/plain"})
+        refusal(proxy, answer, "expected application/json, got 'text/plain'")
 
 
 def test_latin1_body_is_refused_naming_the_first_bad_byte(
@@ -153,10 +160,9 @@ def test_latin1_body_is_refused_naming_the_first_bad_byte(
 ) -> None:
     latin1 = json.dumps(chat_body("Résumé of Ana Muñoz"), ensure_ascii=False).encode("latin-1")
     offset = latin1.index(b"\xe9")
-    before = len(still_serving.received)
-    answer = post(client, latin1, **{"content-type": "application/json; charset=utf-8"})
-    refusal(proxy, answer, f"not UTF-8 (byte 0xe9 at offset {offset})")
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        answer = post(client, latin1, **{"content-type": "application/json; charset=utf-8"})
+        refusal(proxy, answer, f"not UTF-8 (byte 0xe9 at offset {offset})")
 
 
 @pytest.mark.parametrize("coding", sorted(COMPRESS))
@@ -164,10 +170,9 @@ def test_compressed_body_with_a_key_is_decoded_and_blocked(
     coding: str, proxy: Proxy, client: httpx.Client, still_serving: FakeAIService
 ) -> None:
     body = COMPRESS[coding](json.dumps(chat_body(f"deploy with {KEY} ({coding})")).encode())
-    before = len(still_serving.received)
-    answer = post(client, body, **{"content-encoding": coding})
-    blocked_for_secret(proxy, answer)
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        answer = post(client, body, **{"content-encoding": coding})
+        blocked_for_secret(proxy, answer)
 
 
 @pytest.mark.parametrize("coding", sorted(COMPRESS))
@@ -204,19 +209,17 @@ def test_body_that_cannot_be_decoded_is_refused_naming_the_encoding(
     coding: str, reason: str, proxy: Proxy, client: httpx.Client, still_serving: FakeAIService
 ) -> None:
     body = json.dumps(chat_body(f"key {KEY} in a body that is not {coding}")).encode()
-    before = len(still_serving.received)
-    refusal(proxy, post(client, body, **{"content-encoding": coding}), reason)
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        refusal(proxy, post(client, body, **{"content-encoding": coding}), reason)
 
 
 def test_chunked_body_with_a_key_is_blocked(
     proxy: Proxy, client: httpx.Client, still_serving: FakeAIService
 ) -> None:
     body = json.dumps(chat_body(f"export AWS_ACCESS_KEY_ID={KEY}")).encode()
-    before = len(still_serving.received)
-    answer = post(client, iter([body[:40], body[40:]]))
-    blocked_for_secret(proxy, answer)
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        answer = post(client, iter([body[:40], body[40:]]))
+        blocked_for_secret(proxy, answer)
 
 
 def gzip_of_zeros(size: int) -> bytes:
@@ -231,22 +234,20 @@ def test_gzip_bomb_of_200_mb_is_refused_within_seconds(
 ) -> None:
     bomb = gzip_of_zeros(200 << 20)
     assert len(bomb) < 1 << 20
-    before = len(still_serving.received)
-    started = time.monotonic()
-    answer = post(client, bomb, **{"content-encoding": "gzip"})
-    assert time.monotonic() - started < 10
-    refusal(proxy, answer, "gzip body expands past the 10485760-byte limit")
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        started = time.monotonic()
+        answer = post(client, bomb, **{"content-encoding": "gzip"})
+        assert time.monotonic() - started < 10
+        refusal(proxy, answer, f"gzip body expands past the {DEFAULT_LIMIT}-byte limit")
 
 
 def refused_by_strict_proxy(
     strict_proxy: Proxy, upstream: FakeAIService, body: bytes, reason: str, **headers: str
 ) -> None:
     """The small-limit proxy refuses `body` quoting `reason`, then still passes a clean prompt."""
-    before = len(upstream.received)
     with strict_proxy.client() as client:
-        refusal(strict_proxy, post(client, body, **headers), reason)
-        assert len(upstream.received) == before
+        with nothing_sent(upstream):
+            refusal(strict_proxy, post(client, body, **headers), reason)
         clean_prompt_passes(client, upstream)
 
 
@@ -281,12 +282,11 @@ def test_http2_clean_prompt_passes_and_is_answered_over_http2(
 
 
 def test_http2_prompt_with_a_key_is_blocked(proxy: Proxy, still_serving: FakeAIService) -> None:
-    before = len(still_serving.received)
-    with proxy.client(http2=True) as h2:
-        answer = h2.post(CHAT, json=chat_body(f"is {KEY} still valid?"))
-    assert answer.http_version == "HTTP/2"
-    blocked_for_secret(proxy, answer)
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        with proxy.client(http2=True) as h2:
+            answer = h2.post(CHAT, json=chat_body(f"is {KEY} still valid?"))
+        assert answer.http_version == "HTTP/2"
+        blocked_for_secret(proxy, answer)
 
 
 def conversation(count: int, planted: str = "") -> list[str]:
@@ -316,10 +316,9 @@ def test_key_in_the_middle_of_500_turns_is_blocked(
     proxy: Proxy, client: httpx.Client, still_serving: FakeAIService
 ) -> None:
     body = json.dumps(chat_body(*conversation(500, planted=f" aws key {KEY} "))).encode()
-    before = len(still_serving.received)
-    event = blocked_for_secret(proxy, post(client, body))
-    assert json.loads(event["findings"])[0]["segment"] == 250
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        event = blocked_for_secret(proxy, post(client, body))
+        assert json.loads(event["findings"])[0]["segment"] == 250
 
 
 def test_unknown_path_on_an_ai_host_is_scanned_by_the_generic_adapter(
@@ -327,12 +326,11 @@ def test_unknown_path_on_an_ai_host_is_scanned_by_the_generic_adapter(
 ) -> None:
     body = {"session": {"draft": {"text": f"store {KEY} in the vault"}}, "mode": "agent"}
     url = "https://api.openai.com/v9/agents/run-draft"
-    before = len(still_serving.received)
-    answer = client.post(url, json=body)
-    event = proxy.event(answer.headers["x-dlpproxy-incident"])
-    assert (event["action"], event["rule"]) == ("block", "block-secrets")
-    assert "blocked" in answer.text
-    assert len(still_serving.received) == before
+    with nothing_sent(still_serving):
+        answer = client.post(url, json=body)
+        event = proxy.event(answer.headers["x-dlpproxy-incident"])
+        assert (event["action"], event["rule"]) == ("block", "block-secrets")
+        assert "blocked" in answer.text
 
 
 def test_clean_body_to_an_unknown_path_reaches_the_service(
@@ -366,12 +364,10 @@ def test_scan_over_the_time_budget_is_refused_and_the_proxy_keeps_deciding(
     hasty_proxy: Proxy, upstream: FakeAIService
 ) -> None:
     prose = "Please summarise the minutes of the quarterly planning meeting. " * 800
-    before = len(upstream.received)
-    with hasty_proxy.client() as client:
+    with nothing_sent(upstream), hasty_proxy.client() as client:
         for _ in range(2):
             answer = post(client, json.dumps(chat_body(prose)).encode())
             refusal(hasty_proxy, answer, "scan exceeded its 1 ms budget")
-    assert len(upstream.received) == before
     assert hasty_proxy.alive()
 
 
