@@ -133,3 +133,11 @@ def test_anthropic_style_events_keep_their_event_lines() -> None:
     out = SseRestorer(mapped()).feed(raw)
     assert out.startswith(b"event: content_block_delta\ndata: ")
     assert json.loads(out.split(b"data: ", 1)[1])["delta"]["text"] == PHONE
+
+
+def test_json_array_stream_restores_a_placeholder_split_across_elements() -> None:
+    chunks = [{"candidates": [{"content": {"parts": [{"text": piece}]}}]}
+              for piece in ("Write to [EMAI", "L_1] now", " and [PHO", "NE_1")]  # fmt: skip
+    out = json.loads(restore_json(json.dumps(chunks).encode(), mapped()))
+    text = "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in out)
+    assert text == f"Write to {EMAIL} now and [PHONE_1"

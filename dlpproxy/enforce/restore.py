@@ -30,9 +30,34 @@ def restore_json(body: bytes, pmap: PlaceholderMap) -> bytes:
         return restore(body.decode("utf-8", "surrogateescape"), pmap).encode(
             "utf-8", "surrogateescape"
         )
+    if isinstance(data, list) and len(data) > 1:
+        return json.dumps(_restore_array_stream(data, pmap), ensure_ascii=False).encode()
     return json.dumps(
         _map_strings(data, lambda _p, s: restore(s, pmap)), ensure_ascii=False
     ).encode()
+
+
+def _restore_array_stream(items: list[Any], pmap: PlaceholderMap) -> list[Any]:
+    """A JSON array of stream chunks (Gemini without alt=sse): each string path is one stream,
+    so a placeholder split across elements is joined; held text goes to the path's last element."""
+    restorers: dict[Path, StreamRestorer] = {}
+    owner: dict[Path, int] = {}
+    out: list[Any] = []
+    for index, item in enumerate(items):
+
+        def feed(path: Path, value: str, index: int = index) -> str:
+            owner[path] = index
+            return restorers.setdefault(path, StreamRestorer(pmap)).feed(value)
+
+        out.append(_map_strings(item, feed))
+    for path, restorer in restorers.items():
+        if restorer.held:
+            held = restorer.flush()
+            target = owner[path]
+            out[target] = _map_strings(
+                out[target], lambda p, v, path=path, held=held: v + held if p == path else v
+            )
+    return out
 
 
 class SseRestorer:

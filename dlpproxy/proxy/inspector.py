@@ -18,7 +18,8 @@ from dlpproxy.enforce.placeholders import ConversationMaps, PlaceholderMap, reda
 from dlpproxy.engine import Engine
 from dlpproxy.errors import DlpError
 from dlpproxy.policy import Decision, Policy
-from dlpproxy.providers.base import Adapter, Extracted, Request, Response
+from dlpproxy.providers import GENERIC
+from dlpproxy.providers.base import Adapter, Extracted, Request, Response, UnknownShape
 from dlpproxy.proxy.history import ScanHistory
 from dlpproxy.types import Finding, Prompt, ScanResult
 
@@ -58,7 +59,7 @@ class Inspector:
             reason = f"{who.service or req.host} is not a sanctioned AI service"
             return self._refuse(req, None, policy, who, incident, reason, adapter)
         try:
-            extracted = adapter.extract(req)
+            adapter, extracted = _extract(req, adapter)
         except DlpError as exc:
             return self._refuse(
                 req, None, policy, who, incident, f"unreadable body: {exc}", adapter
@@ -140,6 +141,14 @@ class Inspector:
             path=req.route, request_bytes=len(req.body),
         )  # fmt: skip
         return _with_id(event, incident)
+
+
+def _extract(req: Request, adapter: Adapter) -> tuple[Adapter, Extracted]:
+    """Extract with the service's adapter; a body shape it does not know goes to the generic one."""
+    try:
+        return adapter, adapter.extract(req)
+    except UnknownShape:
+        return GENERIC, GENERIC.extract(req)
 
 
 def plain_block(message: str, incident: str) -> Response:

@@ -280,11 +280,6 @@ def test_same_email_keeps_its_placeholder_across_turns(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="restore_json restores each JSON string on its own: a placeholder split across the "
-    "elements of Gemini's JSON-array stream (no alt=sse) reaches the client unrestored",
-)
 def test_gemini_json_array_stream_restores_a_placeholder_split_across_elements(
     clients: Clients,
 ) -> None:
