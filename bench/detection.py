@@ -117,6 +117,8 @@ def _data(run: tools.ToolRun, s: Score | None) -> dict[str, object]:
             spans_by_type=dict(s.spans_by_type),
             flagged_by_type=dict(s.flagged_by_type),
             decoys_by_type=dict(s.decoys_by_type),
+            missed_ids=list(s.missed_ids),
+            false_positive_ids=list(s.false_positive_ids),
         )
     return data
 

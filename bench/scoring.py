@@ -37,6 +37,8 @@ class Score:
     detected_by_type: Mapping[str, int] = field(default_factory=dict)
     decoys_by_type: Mapping[str, int] = field(default_factory=dict)
     flagged_by_type: Mapping[str, int] = field(default_factory=dict)
+    missed_ids: tuple[str, ...] = ()
+    false_positive_ids: tuple[str, ...] = ()
 
     @property
     def recall(self) -> float:
@@ -87,30 +89,37 @@ def score(
         Counter[str](),
         Counter[str](),
     )
-    negatives = false_positives = 0
+    missed: list[str] = []
+    wrong: list[str] = []
+    negatives = 0
     for record in records:
         kept = [f for f in findings.get(record.id, ()) if keep(f)]
         if record.positive:
             for span in record.spans:
                 spans[span.type] += 1
                 detected[span.type] += _hit(span, kept)
+                if not _hit(span, kept):
+                    missed.append(record.id)
             continue
         negatives += 1
         if region == "record":
-            false_positives += bool(kept)
-            continue
-        hits = [_hit(decoy, kept) for decoy in record.decoys]
-        for decoy, hit in zip(record.decoys, hits, strict=True):
-            decoys[decoy.type] += 1
-            flagged[decoy.type] += hit
-        false_positives += any(hits)
+            hits = [bool(kept)]
+        else:
+            hits = [_hit(decoy, kept) for decoy in record.decoys]
+            for decoy, hit in zip(record.decoys, hits, strict=True):
+                decoys[decoy.type] += 1
+                flagged[decoy.type] += hit
+        if any(hits):
+            wrong.append(record.id)
     return Score(
         spans=sum(spans.values()),
         detected=sum(detected.values()),
         negatives=negatives,
-        false_positives=false_positives,
+        false_positives=len(wrong),
         spans_by_type=dict(spans),
         detected_by_type=dict(detected),
         decoys_by_type=dict(decoys),
         flagged_by_type=dict(flagged),
+        missed_ids=tuple(dict.fromkeys(missed)),
+        false_positive_ids=tuple(wrong),
     )

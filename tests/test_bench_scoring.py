@@ -94,3 +94,8 @@ def test_peer_value_is_located_on_its_reported_line():
 def test_peer_value_missing_from_the_text_spans_its_whole_line():
     text = "first\r\nsecond line\n"
     assert locate_value(text, line_starts(text), 1, "not-there") == (7, 18)
+
+
+def test_missed_positive_and_flagged_negative_are_named_by_id():
+    result = score([SECRET, CODE], {"n1": [Found(0, 3, "keyword")]})
+    assert (result.missed_ids, result.false_positive_ids) == (("s1",), ("n1",))
