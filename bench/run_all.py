@@ -34,6 +34,13 @@ def _modules() -> dict[str, object]:
     return {name: importlib.import_module(f"bench.{name}") for name in BENCHMARKS}
 
 
+def _python() -> str:
+    """The interpreter as the reader would type it: `.venv/bin/python` inside the repository."""
+    exe = Path(sys.executable)
+    root = RESULTS_DIR.parent.parent
+    return str(exe.relative_to(root)) if exe.is_relative_to(root) else str(exe)
+
+
 def write_results(name: str, command: str, sections: Sequence[Section]) -> tuple[Path, Path]:
     info = machine()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -65,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"== {name}", flush=True)
         sections.append(modules[name].run(args))  # type: ignore[attr-defined]
         print(f"== {name} took {time.perf_counter() - began:.0f} s", flush=True)
-    command = shlex.join(["python", "bench/run_all.py", *args_in])
+    command = shlex.join([_python(), "bench/run_all.py", *args_in])
     json_path, md_path = write_results(args.name, command, sections)
     for section in sections:
         print()
