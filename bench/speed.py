@@ -242,17 +242,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Section:
+    """Latency, throughput and cost against size on one core; the affinity is restored after."""
     if args.quick:
         args.iterations, args.presidio_iterations = 20, 5
         args.large_mb, args.presidio_mb, args.max_linear_kb = 1.0, 0.05, 64
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     pinned = pin_to_one_core()
     print(f"speed: {pinned}", flush=True)
     parts = [f"## Speed\n\nOne process, {pinned}.\n"]
     data: dict[str, object] = {"pinning": pinned}
-    for name, step in (("latency", latency), ("throughput", throughput), ("linearity", linearity)):
-        md, figures = step(args)
-        parts.append(md)
-        data[name] = figures
+    try:
+        for name, step in (
+            ("latency", latency),
+            ("throughput", throughput),
+            ("linearity", linearity),
+        ):
+            md, figures = step(args)
+            parts.append(md)
+            data[name] = figures
+    finally:
+        if before is not None:
+            os.sched_setaffinity(0, before)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     parts.append(f"Load average at the end: {load} (other work on the machine skews p99 most).\n")
     data["load_at_end"] = load
