@@ -4,6 +4,7 @@ Chat Completions prompts, plain mitmdump with only a host mapping (bench/plain_r
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -11,12 +12,9 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -42,41 +40,88 @@ class ProxyStartError(RuntimeError):
     """A process of the benchmark did not come up; carries the tail of its log."""
 
 
-class _Echo(BaseHTTPRequestHandler):
-    """Chat Completions stand-in: answers "You said: <last message>", keeping connections open."""
-
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in one write: two small writes on one connection meet Nagle's
-    # algorithm and the peer's delayed ACK, which adds about 40 ms to every answer.
-    wbufsize = 1 << 16
-
-    def setup(self) -> None:
-        super().setup()
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
-        echo = "You said: " + body["messages"][-1]["content"]
-        answer = {
-            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1,
-            "model": body.get("model", ""),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": echo}}],
-        }  # fmt: skip
-        raw = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+def echo_answer(body: bytes) -> bytes:
+    """The whole HTTP/1.1 answer to one Chat Completions body: "You said: <last message>".
+    One buffer, one write: headers and body in two small writes would meet Nagle's algorithm
+    and the peer's delayed ACK (about 40 ms more per answer)."""
+    doc = json.loads(body)
+    answer = {
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1,
+        "model": doc.get("model", ""),
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {
+            "role": "assistant", "content": "You said: " + doc["messages"][-1]["content"]}}],
+    }  # fmt: skip
+    raw = json.dumps(answer).encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(raw)}\r\n\r\n"
+    )
+    return head.encode() + raw
 
 
-class _Upstream(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # 50 clients connect at once; the default backlog of 5 drops SYNs
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+async def _answer_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer requests on one keep-alive connection until the peer closes it or sends junk."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            writer.write(echo_answer(await reader.readexactly(_content_length(head))))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError, ValueError, KeyError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _serve(cert: str, key: str) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = await asyncio.start_server(
+        _answer_connection, "127.0.0.1", 0, ssl=context, backlog=512
+    )
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    server.close()
+
+
+def serve_upstream(cert: str, key: str) -> None:
+    """Serve the echo upstream (one asyncio loop: no thread per connection fighting over the
+    GIL) until stdin closes; the first line on stdout is its port."""
+    asyncio.run(_serve(cert, key))
+
+
+def start_upstream(folder: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """The echo upstream in its own process: (process, port, the CA file that verifies it)."""
+    ca, cert, key = upstream_certificate(folder)
+    serve = "import sys; from bench.proxy_stack import serve_upstream as s; s(*sys.argv[1:])"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", serve, str(cert), str(key)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.isdigit():
+        stop_process(proc)
+        raise ProxyStartError(f"the upstream did not start (exit {proc.poll()})")
+    return proc, int(line), ca
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Close its stdin, ask it to stop, and kill it if it has not stopped in 30 s."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def upstream_certificate(folder: Path) -> tuple[Path, Path, Path]:
@@ -95,17 +140,6 @@ def upstream_certificate(folder: Path) -> tuple[Path, Path, Path]:
         )
     )
     return folder / "upstream-ca" / "upstream-ca-cert.pem", cert, key
-
-
-def serve_upstream(cert: str, key: str) -> None:
-    """Serve the echo upstream until stdin closes; the first line on stdout is its port."""
-    server = _Upstream(("127.0.0.1", 0), _Echo)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(server.server_address[1], flush=True)
-    sys.stdin.read()
 
 
 def _free_port() -> int:
@@ -150,18 +184,8 @@ class Stack:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, timeout: float) -> dict[str, Setup]:
-        ca, cert, key = upstream_certificate(self.folder)
-        serve = "import sys; from bench.proxy_stack import serve_upstream as s; s(*sys.argv[1:])"
-        upstream = subprocess.Popen(
-            [sys.executable, "-c", serve, str(cert), str(key)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO_ROOT,
-        )  # fmt: skip
+        upstream, up, ca = start_upstream(self.folder)
         self.procs.append(upstream)
-        assert upstream.stdout is not None
-        line = upstream.stdout.readline().strip()
-        if not line.isdigit():
-            raise ProxyStartError(f"the upstream did not start (exit {upstream.poll()})")
-        up = int(line)
         route = f"{HOST}=127.0.0.1:{up}"
         plain_port, dlp_port = _free_port(), _free_port()
         plain = [
@@ -203,14 +227,7 @@ class Stack:
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
-            if proc.stdin is not None:
-                proc.stdin.close()
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
         self.procs.clear()
 
 

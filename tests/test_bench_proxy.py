@@ -9,7 +9,6 @@ import os
 import re
 import ssl
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -38,10 +37,10 @@ from bench.proxy import (  # noqa: E402
 from bench.proxy_report import Run, Step, comparison_rows, verdict  # noqa: E402
 from bench.proxy_stack import (  # noqa: E402
     Setup,
-    _Echo,
-    _Upstream,
     cpu_seconds,
-    upstream_certificate,
+    echo_answer,
+    start_upstream,
+    stop_process,
 )
 
 CONTEXT = ssl.create_default_context()
@@ -207,17 +206,12 @@ def test_request_counts_that_do_not_match_the_steps_are_refused():
 
 @pytest.fixture
 def upstream(tmp_path: Path) -> Iterator[Setup]:
-    """The benchmark's echo upstream on loopback, as the direct setup that trusts it."""
-    ca, cert, key = upstream_certificate(tmp_path)
-    server = _Upstream(("127.0.0.1", 0), _Echo)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"https://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
+    """The benchmark's echo upstream in its own process, as the direct setup that trusts it."""
+    proc, port, ca = start_upstream(tmp_path)
+    url = f"https://127.0.0.1:{port}/v1/chat/completions"
     yield Setup("direct", url, None, ssl.create_default_context(cafile=str(ca)))
-    server.shutdown()
-    server.server_close()
+    stop_process(proc)
+    assert proc.returncode is not None
 
 
 def test_echo_upstream_answers_two_requests_over_tls_on_one_connection(upstream: Setup):
@@ -229,6 +223,23 @@ def test_echo_upstream_answers_two_requests_over_tls_on_one_connection(upstream:
             assert outcome(got, Job("clean", text)) == "echo"
             peers.append(got.extensions["network_stream"].get_extra_info("client_addr"))
     assert peers[0] == peers[1]
+
+
+def test_echo_answer_is_one_http_response_with_the_prompt_echoed():
+    raw = echo_answer(b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}')
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"content-length: {len(body)}".encode() in head
+    assert outcome(httpx.Response(200, content=body), Job("clean", "hi")) == "echo"
+
+
+def test_echo_upstream_drops_a_connection_that_sends_junk_and_keeps_serving(upstream: Setup):
+    with httpx.Client(verify=upstream.verify) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.post(upstream.url, content=b"not json")
+        body = {"messages": [{"role": "user", "content": "after junk"}]}
+        got = client.post(upstream.url, json=body)
+    assert outcome(got, Job("clean", "after junk")) == "echo"
 
 
 def test_paced_requests_start_no_sooner_than_their_schedule(upstream: Setup):
