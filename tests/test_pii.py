@@ -270,3 +270,21 @@ def test_finding_offsets_are_python_string_indices(pii: PiiDetector) -> None:
         severity="high",
         rule="kr_rrn",
     )
+
+
+def test_text_over_spacys_length_limit_is_scanned_in_chunks(pii: PiiDetector) -> None:
+    filler = "ordinary words of a long pasted log line, nothing personal here. " * 20_000
+    tail = " 주민등록번호 900101-1234568"
+    text = filler + tail
+    assert len(text) > 1_000_000
+    found = [(f.type, text[f.start : f.end]) for f in pii.detect(text)]
+    assert ("kr_rrn", "900101-1234568") in found
+
+
+def test_identifier_on_a_chunk_boundary_is_found_once(pii: PiiDetector) -> None:
+    from dlpproxy.detect.pii import CHUNK
+
+    head = "x " * ((CHUNK - 10) // 2)
+    text = head + "mail jiwoo.park@example-corp.co.kr " + "y " * 40_000
+    found = [f for f in pii.detect(text) if f.type == "email"]
+    assert [text[f.start : f.end] for f in found] == ["jiwoo.park@example-corp.co.kr"]

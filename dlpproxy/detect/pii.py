@@ -18,6 +18,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import spacy
@@ -198,6 +199,27 @@ _ASCII_DIGITS = str.maketrans(
 )
 
 
+# spaCy refuses texts over nlp.max_length (1,000,000 characters) and presidio's per-text work
+# grows with the number of results; long texts are scanned in overlapping chunks instead.
+CHUNK = 65_536
+OVERLAP = 512
+
+
+def chunks(text: str) -> Iterator[tuple[int, str]]:
+    """(offset, piece) windows of at most CHUNK characters that overlap by OVERLAP, cut at
+    whitespace where possible so an identifier is whole in at least one window."""
+    start = 0
+    while True:
+        end = min(len(text), start + CHUNK)
+        if end < len(text):
+            cut = text.rfind(" ", start + CHUNK - OVERLAP, end)
+            end = cut if cut > start else end
+        yield start, text[start:end]
+        if end >= len(text):
+            return
+        start = max(end - OVERLAP, start + 1)
+
+
 def _merge_same_span(findings: Iterable[Finding]) -> list[Finding]:
     """Two types on one span (13 digits as RRN and card): keep the better-scored one."""
     best: dict[tuple[int, int], Finding] = {}
@@ -221,10 +243,18 @@ class PiiDetector:
 
     def detect(self, text: str) -> list[Finding]:
         text = text.translate(_ASCII_DIGITS)
-        return self._findings(self.analyzer.analyze(text, language=LANGUAGE))
+        if len(text) <= CHUNK:
+            return self._findings(self.analyzer.analyze(text, language=LANGUAGE))
+        found: list[Finding] = []
+        for start, piece in chunks(text):
+            for f in self._findings(self.analyzer.analyze(piece, language=LANGUAGE)):
+                found.append(replace(f, start=f.start + start, end=f.end + start))
+        return _merge_same_span(found)
 
     def detect_batch(self, texts: list[str]) -> list[list[Finding]]:
         """Tokenize through spaCy's `nlp.pipe`, then run the recognisers text by text."""
+        if any(len(text) > CHUNK for text in texts):
+            return [self.detect(text) for text in texts]
         ascii_texts = [text.translate(_ASCII_DIGITS) for text in texts]
         processed = self.analyzer.nlp_engine.process_batch(ascii_texts, LANGUAGE, batch_size=64)
         return [
@@ -292,16 +322,19 @@ class NerDetector:
         self.analyzer = analyzer
 
     def detect(self, text: str) -> list[Finding]:
-        results = self.analyzer.analyze(text, language=LANGUAGE, entities=list(NER_TYPES))
-        return sorted(
-            (
-                Finding(r.start, r.end, NER_TYPES[r.entity_type][0], PII, self.name, r.score,
-                        severity=NER_TYPES[r.entity_type][1], rule=f"spacy:{r.entity_type}")
-                for r in results
-                if r.entity_type in NER_TYPES
-            ),
-            key=lambda f: (f.start, f.end),
-        )  # fmt: skip
+        found: dict[tuple[int, int], Finding] = {}
+        for offset, piece in chunks(text):
+            results = self.analyzer.analyze(piece, language=LANGUAGE, entities=list(NER_TYPES))
+            for r in results:
+                if r.entity_type not in NER_TYPES:
+                    continue
+                kind, severity = NER_TYPES[r.entity_type]
+                start, end = r.start + offset, r.end + offset
+                rule = f"spacy:{r.entity_type}"
+                found[(start, end)] = Finding(
+                    start, end, kind, PII, self.name, r.score, severity=severity, rule=rule
+                )
+        return sorted(found.values(), key=lambda f: (f.start, f.end))
 
 
 def build_ner(settings: Settings) -> NerDetector:
