@@ -186,8 +186,9 @@ def describe(plan: Sequence[Step], load_start: float, load_end: float, seconds: 
     """How the figures were made, for the top of the section."""
     steps = ", ".join(f"{s.requests} at {step_phrase(s.clients, s.rate)}" for s in plan)
     return (
-        f"{os.cpu_count()} cores shared by the client (httpx in one asyncio process), the upstream"
-        " (a threaded Python HTTPS server, its own process) and the proxy under test; load"
+        f"{os.cpu_count()} cores shared by the clients (one asyncio process; one httpx client"
+        " with one keep-alive connection per simulated client), the upstream (an asyncio HTTPS"
+        " server, its own process) and the proxy under test; load"
         f" average {load_start:.2f} at the start, {load_end:.2f} at the end. Indicative figures:"
         " compare medians and ratios within one run. A step named N has N clients that each"
         " send again as soon as their answer arrives (closed loop: once the proxy is saturated,"

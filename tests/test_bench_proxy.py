@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import ssl
@@ -30,6 +31,7 @@ from bench.proxy import (  # noqa: E402
     add_arguments,
     expected,
     make_jobs,
+    open_clients,
     outcome,
     plan_of,
     summarise,
@@ -246,8 +248,9 @@ def test_paced_requests_start_no_sooner_than_their_schedule(upstream: Setup):
     jobs = make_jobs(11, 0)
 
     async def paced() -> list[tuple[float, str]]:
-        async with httpx.AsyncClient(verify=upstream.verify) as client:
-            return await _drive(client, upstream, jobs, clients=4, rate=50.0)
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await open_clients(stack, upstream, 4)
+            return await _drive(pool, upstream, jobs, rate=50.0)
 
     began = time.perf_counter()
     results = asyncio.run(paced())
