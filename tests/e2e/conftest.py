@@ -31,6 +31,9 @@ SERVICE_HOSTS = (
     "api.anthropic.com",
     "generativelanguage.googleapis.com",
     "api.deepseek.com",
+    "chatgpt.com",
+    "claude.ai",
+    "hanbit.openai.azure.com",
 )
 READY = b"dlpproxy ready"
 

@@ -3,8 +3,11 @@
 `FakeAIService` answers in each service's own wire format, echoing the last user text as
 `You said: <text>` so a test can check what the service received and what the client got back:
 OpenAI Chat Completions (JSON and SSE), OpenAI Responses (JSON and its SSE event sequence),
-Anthropic Messages (JSON and its SSE event sequence) and Gemini generateContent /
-streamGenerateContent (SSE with `alt=sse`, else a JSON array). Streams go out in 5-character
+Anthropic Messages (JSON and its SSE event sequence), Gemini generateContent /
+streamGenerateContent (SSE with `alt=sse`, else a JSON array), and the web UIs' SSE answers of
+ChatGPT (`/backend-api/conversation`: growing message snapshots) and Claude
+(`.../chat_conversations/{id}/completion`: `completion` events). Azure OpenAI paths answer as
+Chat Completions. Streams go out in 5-character
 pieces, so a placeholder is split across events. HTTP/1.1 (chunked request bodies too) and
 HTTP/2; every request is kept in `received`, decoded from its Content-Encoding.
 """
@@ -35,6 +38,8 @@ PIECE = 5
 # per SSE event when streaming), as services behind a CDN do.
 ANSWER_ENCODING = "x-test-answer-encoding"
 GEMINI_ROUTE = re.compile(r"/v1(?:beta)?/models/([^/:]+):(generate|streamGenerate)Content")
+CHATGPT_WEB_ROUTE = re.compile(r"/backend-(?:api|anon)/(?:f/)?conversation")
+CLAUDE_WEB_ROUTE = re.compile(r"/api/organizations/[^/]+/chat_conversations/[^/]+/completion")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,10 @@ class FakeAIService(ThreadingHTTPServer):
         doc = body if isinstance(body, dict) else {}
         model = str(doc.get("model", "m"))
         stream = doc.get("stream") is True
+        if CHATGPT_WEB_ROUTE.fullmatch(route):
+            return Reply("text/event-stream", list(chatgpt_web_events(echo)), stream=True)
+        if CLAUDE_WEB_ROUTE.fullmatch(route):
+            return Reply("text/event-stream", list(claude_web_events(echo, model)), stream=True)
         gemini = GEMINI_ROUTE.fullmatch(route)
         if gemini and gemini.group(2) == "streamGenerate" and "alt=sse" not in path:
             return Reply("application/json", list(gemini_array(echo, gemini.group(1))), True)
@@ -139,6 +148,11 @@ def last_user_text(route: str, body: Any) -> str:
         return ""
     if route.endswith("/responses"):
         return _text_of(_last(body.get("input")))
+    if CHATGPT_WEB_ROUTE.fullmatch(route):
+        parts = ((_last(body.get("messages")) or {}).get("content") or {}).get("parts") or []
+        return "".join(p for p in parts if isinstance(p, str))
+    if CLAUDE_WEB_ROUTE.fullmatch(route):
+        return str(body.get("prompt", ""))
     if GEMINI_ROUTE.fullmatch(route):
         parts = (_last(body.get("contents")) or {}).get("parts") or []
         return "".join(p.get("text", "") for p in parts if isinstance(p, dict))
@@ -387,6 +401,31 @@ def gemini_array(text: str, model: str) -> Iterator[bytes]:
     for i, piece in enumerate(texts):
         answer = json.dumps(gemini_answer(piece, model, final=i == len(texts) - 1)).encode()
         yield (b"[" if i == 0 else b",\r\n") + answer + (b"]" if i == len(texts) - 1 else b"")
+
+
+def chatgpt_web_events(text: str) -> Iterator[bytes]:
+    """ChatGPT web: a growing message snapshot per piece, the last one finished, then [DONE]."""
+    so_far = ""
+    texts = pieces(text)
+    for i, piece in enumerate(texts):
+        so_far += piece
+        last = i == len(texts) - 1
+        message = {
+            "id": "m1", "author": {"role": "assistant", "name": None, "metadata": {}},
+            "content": {"content_type": "text", "parts": [so_far]},
+            "status": "finished_successfully" if last else "in_progress",
+            "end_turn": True if last else None, "recipient": "all",
+        }  # fmt: skip
+        yield _sse({"message": message, "conversation_id": "c1", "error": None})
+    yield b"data: [DONE]\n\n"
+
+
+def claude_web_events(text: str, model: str) -> Iterator[bytes]:
+    """Claude web (older completion form): one `completion` event per piece, then the stop."""
+    for piece in [*pieces(text), ""]:
+        stop = None if piece else "stop_sequence"
+        yield _sse({"type": "completion", "completion": piece, "stop_reason": stop,
+                    "model": model, "stop": None, "log_id": "l1"}, "completion")  # fmt: skip
 
 
 def _gzip_stream() -> Callable[[bytes, int], bytes]:
