@@ -1,16 +1,17 @@
 """Proxy overhead: latency and throughput through dlpproxy beside plain mitmproxy and direct.
 
     .venv/bin/python bench/proxy.py [--proxy-clients 1,10,50] [--proxy-requests 400,2000,2000]
-        [--proxy-memory-requests 10000] [--proxy-quick]
+        [--proxy-paced-clients 50 --proxy-paced-rate 50 --proxy-paced-requests 1000]
+        [--proxy-memory-requests 10000 --proxy-memory-clients 10] [--proxy-quick]
 
 One loopback HTTPS upstream (its own process) answers Chat Completions by echoing the prompt.
 Plain mitmdump (only a host mapping, bench/plain_resolve.py) and `dlpproxy run` start with the
-same mitmproxy options. For each number of concurrent clients, the same 2 KB prompts (80 % clean,
-10 % with an e-mail address that dlpproxy redacts and restores, 10 % with an AWS key id that it
-blocks) go straight to the upstream, through mitmproxy and through dlpproxy, one setup after the
-other. Last, dlpproxy's resident memory is read before, during and after 10,000 more requests.
-Client, proxy and upstream share the machine's cores: the figures are indicative, compare the
-medians and ratios from one run.
+same mitmproxy options. At each step the same 2 KB prompts (8 in 10 clean, 1 with an e-mail
+address that dlpproxy redacts and restores, 1 with an AWS key id that it blocks) go straight to
+the upstream, through mitmproxy and through dlpproxy, the setups taking turns. Steps: N clients
+sending back to back (closed loop), then N clients started on a fixed schedule (paced). Last,
+each proxy's resident memory before and during 10,000 more requests. Client, proxy and upstream
+share the machine's cores: the figures are indicative, compare medians and ratios of one run.
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ async def measure_step(
 
 
 async def memory(setup: Setup, total: int, clients: int, start: int) -> dict[str, Any]:
-    """dlpproxy's RSS before `total` new requests and after each fifth of them."""
+    """A proxy's RSS before `total` new requests and after each fifth of them."""
     assert setup.pid is not None
     chunk = max(1, total // 5)
     samples = [(0, rss_mb(setup.pid))]
@@ -240,7 +241,7 @@ async def measure_all(
     setups: dict[str, Setup], plan: Sequence[Step], memory_requests: int,
     memory_clients: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """Every setup at every number of clients on the same prompts, then dlpproxy's memory."""
+    """Every setup at every step on the same prompts, then each proxy's memory."""
     rss = {name: {"ready": rss_mb(s.pid)} for name, s in setups.items() if s.pid}
     runs: list[Run] = []
     number = 0
@@ -256,7 +257,8 @@ async def measure_all(
             rss[name]["after_latency_runs"] = rss_mb(setup.pid)
     grown: dict[str, Any] = {}
     if memory_requests:
-        grown = await memory(setups["dlpproxy"], memory_requests, memory_clients, number)
+        for name in ("mitmproxy", "dlpproxy"):
+            grown[name] = await memory(setups[name], memory_requests, memory_clients, number)
     return {"runs": [asdict(r) for r in runs], "rss_mb": rss, "memory": grown}
 
 

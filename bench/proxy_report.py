@@ -115,19 +115,22 @@ def verdict(runs: Sequence[Run], grown: dict[str, Any], limit_ms: float = 20.0) 
                 f" {added:+.1f} ms"
                 f" ({'met' if added <= limit_ms else 'NOT met'}: target <= {limit_ms:.0f} ms)"
             )
-    failures = (
-        sum(r.errors + r.wrong for r in runs) + grown.get("errors", 0) + grown.get("wrong", 0)
+    failures = sum(r.errors + r.wrong for r in runs) + sum(
+        phase["errors"] + phase["wrong"] for phase in grown.values()
     )
     lines.append(f"- errors and wrong answers, all setups and phases: {failures}")
-    samples = grown.get("rss_mb", [])
+    samples = grown.get("dlpproxy", {}).get("rss_mb", [])
     if len(samples) > 2:
         (n1, first), (n2, last) = samples[1], samples[-1]
         growth = last - first
         flat = growth <= 0.05 * first
+        plain = grown.get("mitmproxy", {}).get("rss_mb", [])
+        beside = f"; plain mitmproxy {plain[-1][1] - plain[1][1]:+.1f} MB" if len(plain) > 2 else ""
         lines.append(
             f"- dlpproxy RSS {first:.0f} MB after {n1} requests, {last:.0f} MB after {n2}:"
-            f" {growth:+.1f} MB ({'flat' if flat else 'growing'}: flat means <= 5 % growth"
-            " after the first fifth, which fills the allocator and the bounded scan cache)"
+            f" {growth:+.1f} MB, {growth * 1000 / (n2 - n1):.2f} MB per 1,000 requests{beside}"
+            f" ({'flat' if flat else 'growing'}: flat means <= 5 % growth after the first"
+            " fifth, which fills the allocator)"
         )
     return lines
 
@@ -150,9 +153,9 @@ def memory_rows(rss: dict[str, dict[str, float]], grown: dict[str, Any]) -> list
     for name in ("dlpproxy", "mitmproxy"):
         rows.append([name, "ready", rss[name]["ready"]])
         rows.append([name, "after the latency runs", rss[name]["after_latency_runs"]])
-        if name == "dlpproxy":
-            for done, mb in grown.get("rss_mb", [])[1:]:
-                rows.append([name, f"then +{done} requests ({grown['clients']} clients)", mb])
+        phase = grown.get(name, {})
+        for done, mb in phase.get("rss_mb", [])[1:]:
+            rows.append([name, f"then +{done} requests ({phase['clients']} clients)", mb])
     return rows
 
 

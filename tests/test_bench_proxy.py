@@ -181,8 +181,36 @@ def test_paced_step_is_judged_against_the_target_too():
 
 def test_memory_growing_over_five_percent_after_the_first_fifth_is_not_flat():
     runs = [figures(s, 10, 1.0, 1.0, 1.0) for s in ("direct", "mitmproxy", "dlpproxy")]
-    grown = {"errors": 0, "wrong": 0, "rss_mb": [(0, 180.0), (2000, 200.0), (10000, 211.0)]}
+    grown = {
+        "dlpproxy": {"errors": 0, "wrong": 0, "rss_mb": [(0, 180.0), (2000, 200.0), (10000, 211.0)]}
+    }
     assert "growing" in verdict(runs, grown)[2]
+
+
+def test_memory_line_gives_growth_per_thousand_requests_beside_plain_mitmproxy():
+    runs = [figures(s, 10, 1.0, 1.0, 1.0) for s in ("direct", "mitmproxy", "dlpproxy")]
+    grown = {
+        "mitmproxy": {"errors": 0, "wrong": 0, "rss_mb": [(0, 70.0), (2000, 80.0), (10000, 81.0)]},
+        "dlpproxy": {
+            "errors": 0,
+            "wrong": 0,
+            "rss_mb": [(0, 180.0), (2000, 200.0), (10000, 204.0)],
+        },
+    }
+    assert verdict(runs, grown)[2] == (
+        "- dlpproxy RSS 200 MB after 2000 requests, 204 MB after 10000: +4.0 MB, 0.50 MB per"
+        " 1,000 requests; plain mitmproxy +1.0 MB (flat: flat means <= 5 % growth after the"
+        " first fifth, which fills the allocator)"
+    )
+
+
+def test_errors_of_the_memory_phases_count_against_the_target():
+    runs = [figures(s, 10, 1.0, 1.0, 1.0) for s in ("direct", "mitmproxy", "dlpproxy")]
+    grown = {
+        "mitmproxy": {"errors": 0, "wrong": 0, "rss_mb": []},
+        "dlpproxy": {"errors": 2, "wrong": 1, "rss_mb": []},
+    }
+    assert verdict(runs, grown)[1] == "- errors and wrong answers, all setups and phases: 3"
 
 
 def test_one_request_count_applies_to_every_client_step():
