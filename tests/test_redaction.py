@@ -141,3 +141,17 @@ def test_json_array_stream_restores_a_placeholder_split_across_elements() -> Non
     out = json.loads(restore_json(json.dumps(chunks).encode(), mapped()))
     text = "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in out)
     assert text == f"Write to {EMAIL} now and [PHONE_1"
+
+
+def test_snapshot_stream_restores_each_snapshot_without_carrying_text() -> None:
+    def snap(text: str) -> bytes:
+        event = {"message": {"content": {"parts": [text]}}}
+        return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+    full = "Dear [EMAIL_1], thanks"
+    stream = b"".join(snap(full[:n]) for n in (9, 12, len(full))) + b"data: [DONE]\n\n"
+    r = SseRestorer(mapped())
+    out = r.feed(stream) + r.flush()
+    parts = [json.loads(b[6:])["message"]["content"]["parts"][0]
+             for b in out.split(b"\n\n") if b.startswith(b"data: {")]  # fmt: skip
+    assert parts == ["Dear ", "Dear ", f"Dear {EMAIL}, thanks"]

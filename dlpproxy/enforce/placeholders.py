@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dlpproxy.types import Finding
 
 PLACEHOLDER = re.compile(r"\[([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)_(\d+)\]")
-_PARTIAL = re.compile(r"\[[A-Z0-9_]*$")
+PARTIAL = re.compile(r"\[[A-Z0-9_]*$")
 MAX_PLACEHOLDER = 48
 
 
@@ -108,7 +108,7 @@ class StreamRestorer:
     def feed(self, piece: str) -> str:
         text = self.held + piece
         self.held = ""
-        partial = _PARTIAL.search(text)
+        partial = PARTIAL.search(text)
         if partial is not None and len(text) - partial.start() < MAX_PLACEHOLDER:
             self.held = text[partial.start() :]
             text = text[: partial.start()]

@@ -14,7 +14,13 @@ import json
 import re
 from typing import Any
 
-from dlpproxy.enforce.placeholders import PlaceholderMap, StreamRestorer, restore
+from dlpproxy.enforce.placeholders import (
+    MAX_PLACEHOLDER,
+    PARTIAL,
+    PlaceholderMap,
+    StreamRestorer,
+    restore,
+)
 
 Path = tuple[str | int, ...]
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
@@ -68,6 +74,7 @@ class SseRestorer:
         self._buffer = b""
         self._restorers: dict[Path, StreamRestorer] = {}
         self._templates: dict[Path, tuple[list[bytes], Any]] = {}
+        self._last: dict[Path, str] = {}
 
     def feed(self, chunk: bytes) -> bytes:
         self._buffer += chunk
@@ -100,7 +107,11 @@ class SseRestorer:
             nonlocal changed
             seen.add(path)
             restorer = self._restorers.setdefault(path, StreamRestorer(self.pmap))
-            new = restorer.feed(value)
+            last, self._last[path] = self._last.get(path, ""), value
+            if len(last) >= 8 and len(value) > len(last) and value.startswith(last):
+                new = _restore_snapshot(value, restorer)
+            else:
+                new = restorer.feed(value)
             changed = changed or new != value
             return new
 
@@ -126,6 +137,17 @@ class SseRestorer:
             )
             out.append(_render(other, _blank_other_text(copy, path), b"\n\n"))
         return b"".join(out)
+
+
+def _restore_snapshot(value: str, restorer: StreamRestorer) -> str:
+    """A path whose events repeat the whole text so far (ChatGPT web's message snapshots):
+    restore each snapshot as a whole; an unfinished placeholder at its end is left for the next
+    snapshot, which repeats it, instead of being carried over."""
+    restorer.held = ""
+    partial = PARTIAL.search(value)
+    if partial is not None and len(value) - partial.start() < MAX_PLACEHOLDER:
+        value = value[: partial.start()]
+    return restore(value, restorer.pmap)
 
 
 def _render(other: list[bytes], data: Any, raw: bytes) -> bytes:

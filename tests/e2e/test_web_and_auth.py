@@ -119,12 +119,6 @@ def test_chatgpt_web_key_is_blocked_with_a_finished_message_snapshot(
     assert answer.text.rstrip().endswith("data: [DONE]")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SseRestorer treats every string path as a delta stream; ChatGPT web snapshots are "
-    "cumulative, so a placeholder split in one snapshot is held and prepended to the next whole "
-    "text ('[EMAYou said: ...')",
-)
 def test_chatgpt_web_email_is_redacted_upstream_and_restored_in_the_snapshots(
     client: httpx.Client, upstream: FakeAIService
 ) -> None:
