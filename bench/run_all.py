@@ -27,7 +27,7 @@ from bench.report import Section, machine, machine_line
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # In the order they run: detection first (it runs peers in other processes), proxy (its
 # processes use every core), then speed, which pins this process to one core.
-BENCHMARKS = ("detection", "proxy", "speed")
+BENCHMARKS = ("detection", "speed", "proxy", "classifier")
 
 
 def _modules() -> dict[str, object]:
