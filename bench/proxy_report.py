@@ -102,7 +102,9 @@ def comparison_rows(runs: Sequence[Run]) -> list[list[object]]:
     return rows
 
 
-def verdict(runs: Sequence[Run], grown: dict[str, Any], limit_ms: float = 20.0) -> list[str]:
+def verdict(
+    runs: Sequence[Run], grown: dict[str, Any], limit_ms: float = 20.0, flat_mb: float = 0.1
+) -> list[str]:
     """The issue's targets, each with the figure it was judged on."""
     most = max(r.clients for r in runs if not r.rate)
     lines = []
@@ -123,14 +125,14 @@ def verdict(runs: Sequence[Run], grown: dict[str, Any], limit_ms: float = 20.0) 
     if len(samples) > 2:
         (n1, first), (n2, last) = samples[1], samples[-1]
         growth = last - first
-        flat = growth <= 0.05 * first
+        per_thousand = growth * 1000 / (n2 - n1)
         plain = grown.get("mitmproxy", {}).get("rss_mb", [])
         beside = f"; plain mitmproxy {plain[-1][1] - plain[1][1]:+.1f} MB" if len(plain) > 2 else ""
         lines.append(
             f"- dlpproxy RSS {first:.0f} MB after {n1} requests, {last:.0f} MB after {n2}:"
-            f" {growth:+.1f} MB, {growth * 1000 / (n2 - n1):.2f} MB per 1,000 requests{beside}"
-            f" ({'flat' if flat else 'growing'}: flat means <= 5 % growth after the first"
-            " fifth, which fills the allocator)"
+            f" {growth:+.1f} MB, {per_thousand:.2f} MB per 1,000 requests{beside}"
+            f" ({'flat' if per_thousand <= flat_mb else 'growing'}: flat means at most"
+            f" {flat_mb} MB per 1,000 requests after the first fifth, which fills the allocator)"
         )
     return lines
 

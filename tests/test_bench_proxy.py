@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -179,28 +180,32 @@ def test_paced_step_is_judged_against_the_target_too():
     )
 
 
-def test_memory_growing_over_five_percent_after_the_first_fifth_is_not_flat():
+def memory_of(*samples: tuple[int, float]) -> dict[str, Any]:
+    return {"errors": 0, "wrong": 0, "rss_mb": list(samples)}
+
+
+def test_memory_growing_faster_than_a_tenth_mb_per_thousand_requests_is_not_flat():
     runs = [figures(s, 10, 1.0, 1.0, 1.0) for s in ("direct", "mitmproxy", "dlpproxy")]
-    grown = {
-        "dlpproxy": {"errors": 0, "wrong": 0, "rss_mb": [(0, 180.0), (2000, 200.0), (10000, 211.0)]}
-    }
-    assert "growing" in verdict(runs, grown)[2]
+    grown = {"dlpproxy": memory_of((0, 180.0), (2000, 200.0), (10000, 201.0))}
+    assert "(growing: flat means at most 0.1 MB per 1,000 requests" in verdict(runs, grown)[2]
+
+
+def test_memory_growing_under_a_tenth_mb_per_thousand_requests_is_flat():
+    runs = [figures(s, 10, 1.0, 1.0, 1.0) for s in ("direct", "mitmproxy", "dlpproxy")]
+    grown = {"dlpproxy": memory_of((0, 180.0), (2000, 200.0), (10000, 200.4))}
+    assert "(flat: flat means at most 0.1 MB per 1,000 requests" in verdict(runs, grown)[2]
 
 
 def test_memory_line_gives_growth_per_thousand_requests_beside_plain_mitmproxy():
     runs = [figures(s, 10, 1.0, 1.0, 1.0) for s in ("direct", "mitmproxy", "dlpproxy")]
     grown = {
-        "mitmproxy": {"errors": 0, "wrong": 0, "rss_mb": [(0, 70.0), (2000, 80.0), (10000, 81.0)]},
-        "dlpproxy": {
-            "errors": 0,
-            "wrong": 0,
-            "rss_mb": [(0, 180.0), (2000, 200.0), (10000, 204.0)],
-        },
+        "mitmproxy": memory_of((0, 70.0), (2000, 80.0), (10000, 81.0)),
+        "dlpproxy": memory_of((0, 180.0), (2000, 200.0), (10000, 204.0)),
     }
     assert verdict(runs, grown)[2] == (
         "- dlpproxy RSS 200 MB after 2000 requests, 204 MB after 10000: +4.0 MB, 0.50 MB per"
-        " 1,000 requests; plain mitmproxy +1.0 MB (flat: flat means <= 5 % growth after the"
-        " first fifth, which fills the allocator)"
+        " 1,000 requests; plain mitmproxy +1.0 MB (growing: flat means at most 0.1 MB per"
+        " 1,000 requests after the first fifth, which fills the allocator)"
     )
 
 
