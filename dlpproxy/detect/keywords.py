@@ -24,14 +24,11 @@ Pack format::
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hyperscan
-import numpy as np
-
+from dlpproxy.detect.hyperscan_db import HyperscanDb, char_offsets, hyperscan
 from dlpproxy.detect.yamlfile import check_fields, load_yaml, require
 from dlpproxy.errors import RulePackError
 from dlpproxy.settings import Settings
@@ -123,37 +120,27 @@ class KeywordDetector:
         self.groups = groups
         self.categories = frozenset(g.category for g in groups)
         self._terms: list[tuple[KeywordGroup, str]] = [(g, t) for g in groups for t in g.terms]
-        self._db: hyperscan.Database | None = None
-        self._local = threading.local()
+        self._db: HyperscanDb | None = None
         if self._terms:
-            self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             flags = [
                 hyperscan.HS_FLAG_SOM_LEFTMOST
                 | (0 if g.case_sensitive else hyperscan.HS_FLAG_CASELESS)
                 for g, _ in self._terms
             ]
-            self._db.compile(
-                expressions=[t.encode() for _, t in self._terms],
-                ids=list(range(len(self._terms))),
-                elements=len(self._terms),
-                flags=flags,
-                literal=True,
-            )
+            self._db = HyperscanDb([t.encode() for _, t in self._terms], flags, literal=True)
 
     def detect(self, text: str) -> list[Finding]:
         if self._db is None or not text:
             return []
         data = text.encode("utf-8", "surrogatepass")
-        hits: list[tuple[int, int, int]] = []
-        self._db.scan(data, match_event_handler=_collect, context=hits, scratch=self._scratch())
+        hits = self._db.spans(data)
         if not hits:
             return []
-        to_char = _char_offsets(data) if not text.isascii() else None
+        to_char = char_offsets(data, {o for _, s, e in hits for o in (s, e)}, len(text))
         found: dict[tuple[int, int], Finding] = {}
         for term_id, b_start, b_end in hits:
             group, term = self._terms[term_id]
-            start = int(to_char[b_start]) if to_char is not None else b_start
-            end = int(to_char[b_end]) if to_char is not None else b_end
+            start, end = to_char(b_start), to_char(b_end)
             if _WORDLIKE.match(term[0]) and start > 0 and _is_word(text[start - 1]):
                 continue
             if _WORDLIKE.match(term[-1]) and end < len(text) and _is_word(text[end]):
@@ -168,27 +155,9 @@ class KeywordDetector:
     def detect_batch(self, texts: list[str]) -> list[list[Finding]]:
         return [self.detect(t) for t in texts]
 
-    def _scratch(self) -> hyperscan.Scratch:
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._db)
-        return scratch
-
-
-def _collect(term_id: int, start: int, end: int, _flags: int, hits: Any) -> None:
-    hits.append((term_id, start, end))
-
 
 def _is_word(ch: str) -> bool:
     return (ch.isalnum() and ch.isascii()) or ch == "_"
-
-
-def _char_offsets(data: bytes) -> np.ndarray:
-    """Byte offset -> character offset for a UTF-8 buffer: the count of lead bytes before it."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    offsets = np.zeros(len(raw) + 1, dtype=np.int64)
-    np.cumsum((raw & 0xC0) != 0x80, out=offsets[1:])
-    return offsets
 
 
 def build(settings: Settings) -> KeywordDetector:

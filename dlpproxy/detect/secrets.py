@@ -41,19 +41,14 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import re2
 
+from dlpproxy.detect.hyperscan_db import HyperscanDb, char_offsets, hyperscan
 from dlpproxy.detect.rulepack import Allowlist, Excuses, RulePack, SecretRule, load_pack
 from dlpproxy.errors import RulePackError
 from dlpproxy.settings import Settings
 from dlpproxy.types import SEVERITY_RANK, Finding
-
-try:
-    import hyperscan
-except ImportError:  # pragma: no cover - exercised only where the wheel is missing
-    hyperscan = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 _warned_no_hyperscan = False
@@ -61,33 +56,6 @@ _warned_no_hyperscan = False
 # Below this size a text skips the regex prefilter: running the keyword-selected rules over a
 # short prompt costs microseconds, less than the prefilter's one-off compile is worth.
 PREFILTER_FROM_BYTES = 64 * 1024
-
-
-class _Hyperscan:
-    """A compiled hyperscan block database; scratch space is per thread, as hyperscan requires."""
-
-    def __init__(self, patterns: list[bytes], flags: int):
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self._db.compile(
-            expressions=patterns,
-            ids=list(range(len(patterns))),
-            elements=len(patterns),
-            flags=flags,
-        )
-        self._local = threading.local()
-
-    def ids(self, data: bytes) -> list[int]:
-        """Ids of the patterns that match in `data` (once each: the databases use SINGLEMATCH)."""
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._db)
-        hits: list[int] = []
-        self._db.scan(data, match_event_handler=_collect, context=hits, scratch=scratch)
-        return hits
-
-
-def _collect(pattern_id: int, _start: int, _end: int, _flags: int, hits: Any) -> None:
-    hits.append(pattern_id)
 
 
 def _hyperscan_ready() -> bool:
@@ -114,12 +82,12 @@ class KeywordIndex:
             for kw in rule.keywords:
                 owners.setdefault(kw.lower(), []).append(i)
         self._owners = [(k, tuple(v)) for k, v in owners.items()]
-        self._hs: _Hyperscan | None = None
+        self._hs: HyperscanDb | None = None
         if self._owners and _hyperscan_ready():
             flags = (
                 hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_UTF8
             )
-            self._hs = _Hyperscan([re.escape(k).encode() for k, _ in self._owners], flags)
+            self._hs = HyperscanDb([re.escape(k).encode() for k, _ in self._owners], flags)
 
     def candidates(self, text: str, data: bytes, valid: bool = True) -> set[int]:
         """Indices of the rules to run on `text`, whose UTF-8 form is `data` (`valid` or not)."""
@@ -200,10 +168,10 @@ class RegexPrefilter:
         )
         patterns = {i: widen_repeats(rules[i].regex.pattern).encode() for i in fitting}
         try:
-            self._hs: _Hyperscan | None = _Hyperscan(list(patterns.values()), flags)
+            self._hs: HyperscanDb | None = HyperscanDb(list(patterns.values()), flags)
         except hyperscan.error:
             fitting = [i for i in fitting if _compiles(patterns[i], flags)]
-            self._hs = _Hyperscan([patterns[i] for i in fitting], flags) if fitting else None
+            self._hs = HyperscanDb([patterns[i] for i in fitting], flags) if fitting else None
         self._rule_of = fitting
         self.unfiltered = frozenset(range(len(rules))) - frozenset(fitting)
 
@@ -216,7 +184,7 @@ class RegexPrefilter:
 
 def _compiles(pattern: bytes, flags: int) -> bool:
     try:
-        _Hyperscan([pattern], flags)
+        HyperscanDb([pattern], flags)
     except hyperscan.error as exc:
         log.info("secret rule regex left out of the hyperscan prefilter (%s): %r", exc, pattern)
         return False
@@ -305,7 +273,7 @@ class SecretsDetector:
         return not self._excuses[i].excuse(data, span, (start, end))
 
     def _findings(self, text: str, data: bytes, best: dict[tuple[int, int], int]) -> list[Finding]:
-        to_char = _char_offsets(data, {o for span in best for o in span}, len(text))
+        to_char = char_offsets(data, {o for span in best for o in span}, len(text))
         found = []
         for (start, end), i in sorted(best.items()):
             rule = self.rules[i]
@@ -349,28 +317,6 @@ def _decode(raw: bytes) -> str:
         return raw.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         return raw.decode("utf-8", "replace")
-
-
-# Every byte except UTF-8 continuation bytes (0x80-0xBF): deleting them leaves the continuations.
-_NOT_CONTINUATION = bytes(range(0x80)) + bytes(range(0xC0, 0x100))
-
-
-def _char_offsets(data: bytes, offsets: set[int], text_len: int) -> Any:
-    """A byte offset -> str offset map for the given offsets (identity for ASCII text).
-
-    A str offset is the byte offset less the continuation bytes before it; counting them
-    piecewise between sorted offsets keeps the whole map one pass over the text.
-    """
-    if len(data) == text_len:
-        return int
-    table: dict[int, int] = {0: 0}
-    last_byte = last_char = 0
-    for offset in sorted(offsets):
-        piece = data[last_byte:offset]
-        last_char += len(piece) - len(piece.translate(None, _NOT_CONTINUATION))
-        last_byte = offset
-        table[offset] = last_char
-    return table.__getitem__
 
 
 def build(settings: Settings) -> SecretsDetector:
