@@ -92,6 +92,11 @@ def read_request(req: Request, services: tuple[Service, ...] | None = None) -> R
     adapter = adapter_for(req, services)
     if adapter is None:
         return None
+    return read_with(adapter, req)
+
+
+def read_with(adapter: Adapter, req: Request) -> Reading:
+    """Extract with `adapter`; a body shape it does not know goes to the generic adapter."""
     try:
         return Reading(adapter, adapter.extract(req))
     except UnknownShape as exc:
@@ -124,6 +129,7 @@ __all__ = [
     "is_ai_host",
     "load_services",
     "read_request",
+    "read_with",
     "service_for",
     "stream_from_openai",
 ]

@@ -19,6 +19,7 @@ from mitmproxy import ctx, exceptions, http, tls
 from mitmproxy.proxy import server_hooks
 
 from dlpproxy.audit import AuditWriter
+from dlpproxy.enforce.placeholders import PlaceholderMap
 from dlpproxy.enforce.restore import SseRestorer, restore_json
 from dlpproxy.engine import Engine
 from dlpproxy.errors import DlpError
@@ -28,7 +29,7 @@ from dlpproxy.providers import BY_NAME, GENERIC, adapter_for
 from dlpproxy.providers.base import Request
 from dlpproxy.providers.bodies import decode_body
 from dlpproxy.providers.services import Service, is_ai_host, load_services, service_for
-from dlpproxy.proxy.inspector import Inspector, Verdict, Who, plain_block
+from dlpproxy.proxy.inspector import Inspector, Verdict, Who
 from dlpproxy.settings import Settings, default_audit_db
 
 log = logging.getLogger("dlpproxy")
@@ -140,15 +141,11 @@ class DlpAddon:
         flow.request.headers["x-dlpproxy-incident"] = verdict.event.id
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        verdict = flow.metadata.get(META)
-        if (
-            not isinstance(verdict, Verdict)
-            or verdict.placeholders is None
-            or flow.response is None
-        ):
+        pmap = _placeholders(flow)
+        if pmap is None or flow.response is None:
             return
         if "text/event-stream" in flow.response.headers.get("content-type", ""):
-            restorer = SseRestorer(verdict.placeholders)
+            restorer = SseRestorer(pmap)
 
             def stream(chunk: bytes) -> bytes:
                 return restorer.feed(chunk) if chunk else restorer.flush()
@@ -156,20 +153,14 @@ class DlpAddon:
             flow.response.stream = stream
 
     def response(self, flow: http.HTTPFlow) -> None:
-        verdict = flow.metadata.get(META)
-        if (
-            not isinstance(verdict, Verdict)
-            or verdict.placeholders is None
-            or flow.response is None
-        ):
-            return
-        if flow.response.stream:
+        pmap = _placeholders(flow)
+        if pmap is None or flow.response is None or flow.response.stream:
             return
         try:
             body = flow.response.get_content(strict=False) or b""
         except ValueError:
             return
-        flow.response.content = restore_json(body, verdict.placeholders)
+        flow.response.content = restore_json(body, pmap)
 
     async def websocket_message(self, flow: http.HTTPFlow) -> None:
         """Client messages on WebSockets to AI hosts are scanned like bodies (generic adapter)."""
@@ -219,6 +210,12 @@ class DlpAddon:
         return Who(user, groups, client, service.name, bool(service.sanctioned))
 
 
+def _placeholders(flow: http.HTTPFlow) -> PlaceholderMap | None:
+    """The placeholder map of a redacted request, to restore its answer (None: nothing to do)."""
+    verdict = flow.metadata.get(META)
+    return verdict.placeholders if isinstance(verdict, Verdict) else None
+
+
 def _request(flow: http.HTTPFlow, limit: int) -> Request:
     """A plain Request with the body decoded (gzip/br/zstd...) under the size limit."""
     raw = flow.request.raw_content or b""
@@ -254,11 +251,6 @@ def _salt(db: Path) -> bytes:
     with os.fdopen(fd, "wb") as out:
         out.write(value)
     return value
-
-
-def blocked_response(message: str, incident: str) -> http.Response:
-    a = plain_block(message, incident)
-    return http.Response.make(a.status, a.body, dict(a.headers))
 
 
 addons = [DlpAddon()]

@@ -11,17 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from dlpproxy.audit import AuditEvent, event_for
 from dlpproxy.enforce.placeholders import ConversationMaps, PlaceholderMap, redact
 from dlpproxy.engine import Engine
 from dlpproxy.errors import DlpError
 from dlpproxy.policy import Decision, Policy
-from dlpproxy.providers import GENERIC
-from dlpproxy.providers.base import Adapter, Extracted, Request, Response, UnknownShape
+from dlpproxy.providers import read_with
+from dlpproxy.providers.base import Adapter, Extracted, Request, Response
 from dlpproxy.proxy.history import ScanHistory
-from dlpproxy.types import Finding, Prompt, ScanResult
+from dlpproxy.types import Prompt, ScanResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,6 @@ class Who:
     client: str = ""
     service: str = ""
     sanctioned: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Inspector:
@@ -59,7 +58,8 @@ class Inspector:
             reason = f"{who.service or req.host} is not a sanctioned AI service"
             return self._refuse(req, None, policy, who, incident, reason, adapter)
         try:
-            adapter, extracted = _extract(req, adapter)
+            reading = read_with(adapter, req)
+            adapter, extracted = reading.adapter, reading.extracted
         except DlpError as exc:
             return self._refuse(
                 req, None, policy, who, incident, f"unreadable body: {exc}", adapter
@@ -140,15 +140,7 @@ class Inspector:
             user=who.user, client=who.client, host=req.host, service=who.service,
             path=req.route, request_bytes=len(req.body),
         )  # fmt: skip
-        return _with_id(event, incident)
-
-
-def _extract(req: Request, adapter: Adapter) -> tuple[Adapter, Extracted]:
-    """Extract with the service's adapter; a body shape it does not know goes to the generic one."""
-    try:
-        return adapter, adapter.extract(req)
-    except UnknownShape:
-        return GENERIC, GENERIC.extract(req)
+        return replace(event, id=incident)
 
 
 def plain_block(message: str, incident: str) -> Response:
@@ -171,13 +163,3 @@ def _conversation(req: Request, extracted: Extracted, who: Who) -> str:
     first = extracted.prompt.segments[0].text if extracted.prompt.segments else ""
     raw = f"{who.user}\x00{who.client}\x00{req.host}\x00{first[:4096]}"
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _with_id(event: AuditEvent, incident: str) -> AuditEvent:
-    from dataclasses import replace
-
-    return replace(event, id=incident)
-
-
-def findings_of(result: ScanResult, segment: int) -> list[Finding]:
-    return [f for f in result.findings if f.segment == segment]
