@@ -13,6 +13,7 @@ import inspect
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from dlpproxy.detect import build_detector
@@ -56,8 +57,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         tasks: dict[asyncio.Future[Any], Detector] = {}
         for det in self.detectors:
-            texts = [v.text for v in flat if _sees(det, v)]
-            future = asyncio.ensure_future(self._run_async(det, texts, loop))
+            future = asyncio.ensure_future(self._run_async(det, _texts(det, flat), loop))
             tasks[future] = det
         budget = self.settings.time_budget_ms / 1000.0
         done, pending = await asyncio.wait(tasks, timeout=budget)
@@ -75,11 +75,7 @@ class Engine:
         prompt = Prompt.of_text(prompt) if isinstance(prompt, str) else prompt
         started = time.perf_counter()
         views = [self._views(seg.text) for seg in prompt.segments]
-        flat = [view for per_segment in views for view in per_segment]
-        per_detector = {
-            det.name: self._run_sync(det, [v.text for v in flat if _sees(det, v)])
-            for det in self.detectors
-        }
+        per_detector = self._run_all_sync([view for per_segment in views for view in per_segment])
         findings = self._collect(views, per_detector)
         return ScanResult(findings, (time.perf_counter() - started) * 1000.0, self.names)
 
@@ -113,11 +109,7 @@ class Engine:
     def _scan_batch(self, texts: list[str]) -> list[ScanResult]:
         started = time.perf_counter()
         views = [self._views(text) for text in texts]
-        flat = [view for per_text in views for view in per_text]
-        per_detector = {
-            det.name: self._run_sync(det, [v.text for v in flat if _sees(det, v)])
-            for det in self.detectors
-        }
+        per_detector = self._run_all_sync([view for per_text in views for view in per_text])
         # Re-split the flat results per text: _collect expects segments of one prompt.
         results: list[ScanResult] = []
         cursors = dict.fromkeys(per_detector, 0)
@@ -155,6 +147,10 @@ class Engine:
                         start, end, via = view.to_original(f.start, f.end)
                         found.append(_moved(f, start, end, segment, via))
         return merge(found)
+
+    def _run_all_sync(self, flat: list[View]) -> dict[str, list[list[Finding]]]:
+        """Every detector, one after the other, on the views it scans."""
+        return {det.name: self._run_sync(det, _texts(det, flat)) for det in self.detectors}
 
     def _run_sync(self, det: Detector, texts: list[str]) -> list[list[Finding]]:
         try:
@@ -201,11 +197,12 @@ def _sees(det: Detector, view: View) -> bool:
     return view.positions is not None or bool(getattr(det, "scans_decoded", True))
 
 
+def _texts(det: Detector, flat: list[View]) -> list[str]:
+    return [v.text for v in flat if _sees(det, v)]
+
+
 def _moved(f: Finding, start: int, end: int, segment: int, via: str) -> Finding:
-    return Finding(
-        start, end, f.type, f.category, f.detector, f.score, f.severity, f.rule, segment,
-        via or f.via,
-    )  # fmt: skip
+    return replace(f, start=start, end=end, segment=segment, via=via or f.via)
 
 
 def _rank(f: Finding) -> tuple[int, float, int, int]:
