@@ -98,6 +98,14 @@ def restore(text: str, pmap: PlaceholderMap) -> str:
     return PLACEHOLDER.sub(back, text)
 
 
+def split_unfinished(text: str) -> tuple[str, str]:
+    """`text` cut before a trailing `[EMA` that may begin a placeholder, and that tail."""
+    partial = PARTIAL.search(text)
+    if partial is not None and len(text) - partial.start() < MAX_PLACEHOLDER:
+        return text[: partial.start()], text[partial.start() :]
+    return text, ""
+
+
 class StreamRestorer:
     """Restores placeholders in text that arrives in pieces; holds back an unfinished `[EMA`."""
 
@@ -106,12 +114,14 @@ class StreamRestorer:
         self.held = ""
 
     def feed(self, piece: str) -> str:
-        text = self.held + piece
-        self.held = ""
-        partial = PARTIAL.search(text)
-        if partial is not None and len(text) - partial.start() < MAX_PLACEHOLDER:
-            self.held = text[partial.start() :]
-            text = text[: partial.start()]
+        text, self.held = split_unfinished(self.held + piece)
+        return restore(text, self.pmap)
+
+    def snapshot(self, whole: str) -> str:
+        """A piece that repeats the whole text so far (ChatGPT web's message snapshots): restore
+        it as a whole; an unfinished placeholder at its end is left for the next snapshot, which
+        repeats it, instead of being carried over."""
+        text, self.held = split_unfinished(whole)[0], ""
         return restore(text, self.pmap)
 
     def flush(self) -> str:

@@ -14,13 +14,7 @@ import json
 import re
 from typing import Any
 
-from dlpproxy.enforce.placeholders import (
-    MAX_PLACEHOLDER,
-    PARTIAL,
-    PlaceholderMap,
-    StreamRestorer,
-    restore,
-)
+from dlpproxy.enforce.placeholders import PlaceholderMap, StreamRestorer, restore
 
 Path = tuple[str | int, ...]
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
@@ -109,7 +103,7 @@ class SseRestorer:
             restorer = self._restorers.setdefault(path, StreamRestorer(self.pmap))
             last, self._last[path] = self._last.get(path, ""), value
             if len(last) >= 8 and len(value) > len(last) and value.startswith(last):
-                new = _restore_snapshot(value, restorer)
+                new = restorer.snapshot(value)
             else:
                 new = restorer.feed(value)
             changed = changed or new != value
@@ -137,17 +131,6 @@ class SseRestorer:
             )
             out.append(_render(other, _blank_other_text(copy, path), b"\n\n"))
         return b"".join(out)
-
-
-def _restore_snapshot(value: str, restorer: StreamRestorer) -> str:
-    """A path whose events repeat the whole text so far (ChatGPT web's message snapshots):
-    restore each snapshot as a whole; an unfinished placeholder at its end is left for the next
-    snapshot, which repeats it, instead of being carried over."""
-    restorer.held = ""
-    partial = PARTIAL.search(value)
-    if partial is not None and len(value) - partial.start() < MAX_PLACEHOLDER:
-        value = value[: partial.start()]
-    return restore(value, restorer.pmap)
 
 
 def _render(other: list[bytes], data: Any, raw: bytes) -> bytes:
