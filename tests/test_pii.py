@@ -288,3 +288,25 @@ def test_identifier_on_a_chunk_boundary_is_found_once(pii: PiiDetector) -> None:
     text = head + "mail jiwoo.park@example-corp.co.kr " + "y " * 40_000
     found = [f for f in pii.detect(text) if f.type == "email"]
     assert [text[f.start : f.end] for f in found] == ["jiwoo.park@example-corp.co.kr"]
+
+
+def test_memory_stays_flat_over_many_distinct_prompts() -> None:
+    """Words first seen in a scan are freed after it (spaCy memory zone): the store stays put."""
+    fresh = build(Settings())
+    strings = fresh.analyzer.nlp_engine.nlp["en"].vocab.strings  # type: ignore[attr-defined]
+    fresh.detect("warm up: mail a.b@example.com")
+    before = len(strings)
+    for n in range(200):
+        text = f"ticket zq{n}x{n * 7919} for wq{n}y{n * 104729} at a{n}.b@example.com"
+        found = fresh.detect(text)
+        assert [f.type for f in found] == ["email"]
+    assert len(strings) - before < 50, "new words were kept after the scans"
+
+
+def test_pipeline_is_reloaded_after_too_many_new_words_and_keeps_working() -> None:
+    fresh = build(Settings())
+    fresh._zone.reload_after = 500
+    text = " ".join(f"w{n}q{n * 31}" for n in range(700)) + " mail a.b@example.com"
+    assert [f.type for f in fresh.detect(text)] == ["email"]
+    assert fresh._zone.reloads == 1
+    assert [f.type for f in fresh.detect("call x.y@example.com")] == ["email"]

@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import spacy
 import spacy.util
@@ -240,15 +242,17 @@ class PiiDetector:
         self.analyzer = analyzer
         self.pack = pack
         self._rules = {rule.name: rule for rule in pack.rules}
+        self._zone = MemoryZone(analyzer)
 
     def detect(self, text: str) -> list[Finding]:
         text = text.translate(_ASCII_DIGITS)
-        if len(text) <= CHUNK:
-            return self._findings(self.analyzer.analyze(text, language=LANGUAGE))
-        found: list[Finding] = []
-        for start, piece in chunks(text):
-            for f in self._findings(self.analyzer.analyze(piece, language=LANGUAGE)):
-                found.append(replace(f, start=f.start + start, end=f.end + start))
+        with self._zone():
+            if len(text) <= CHUNK:
+                return self._findings(self.analyzer.analyze(text, language=LANGUAGE))
+            found: list[Finding] = []
+            for start, piece in chunks(text):
+                for f in self._findings(self.analyzer.analyze(piece, language=LANGUAGE)):
+                    found.append(replace(f, start=f.start + start, end=f.end + start))
         return _merge_same_span(found)
 
     def detect_batch(self, texts: list[str]) -> list[list[Finding]]:
@@ -256,11 +260,12 @@ class PiiDetector:
         if any(len(text) > CHUNK for text in texts):
             return [self.detect(text) for text in texts]
         ascii_texts = [text.translate(_ASCII_DIGITS) for text in texts]
-        processed = self.analyzer.nlp_engine.process_batch(ascii_texts, LANGUAGE, batch_size=64)
-        return [
-            self._findings(self.analyzer.analyze(text, LANGUAGE, nlp_artifacts=artifacts))
-            for text, artifacts in processed
-        ]
+        with self._zone():
+            processed = self.analyzer.nlp_engine.process_batch(ascii_texts, LANGUAGE, batch_size=64)
+            return [
+                self._findings(self.analyzer.analyze(text, LANGUAGE, nlp_artifacts=artifacts))
+                for text, artifacts in processed
+            ]
 
     def _findings(self, results: list[RecognizerResult]) -> list[Finding]:
         findings = []
@@ -312,6 +317,48 @@ _NER_IGNORED = ["CARDINAL", "DATE", "EVENT", "FAC", "LANGUAGE", "LAW", "MONEY", 
                 "ORDINAL", "PERCENT", "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART"]  # fmt: skip
 
 
+class MemoryZone:
+    """spaCy's memory zone around each scan, so the proxy's memory stays flat.
+
+    Every new word a tokenizer sees is kept in the pipeline's string store for good (about
+    0.7 MB per 1,000 distinct prompts); inside a memory zone those strings are freed when the
+    zone closes. Zones are not thread-safe, so scans on one pipeline take turns (they hold the
+    GIL anyway). Docs must not outlive the zone: findings are plain values by then.
+    spaCy's lexeme index still keeps a few bytes per word it ever saw, so after `reload_after`
+    new words (text made of random strings, an attack) the pipeline is loaded afresh.
+    """
+
+    def __init__(self, analyzer: AnalyzerEngine, reload_after: int = 1_000_000):
+        engine = analyzer.nlp_engine
+        self._engine = engine if isinstance(engine, SpacyNlpEngine) else None
+        self._lock = threading.Lock()
+        self.reload_after = reload_after
+        self.reloads = 0
+        self._base = self._words()
+
+    def _pipeline(self) -> Any:
+        nlp = self._engine.nlp if self._engine else None
+        return nlp[LANGUAGE] if nlp else None
+
+    def _words(self) -> int:
+        pipeline = self._pipeline()
+        return len(pipeline.vocab) if pipeline is not None else 0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        pipeline = self._pipeline()
+        if pipeline is None or self._engine is None:
+            yield
+            return
+        with self._lock:
+            with pipeline.memory_zone():
+                yield
+            if self._words() - self._base > self.reload_after:
+                self._engine.load()
+                self.reloads += 1
+                self._base = self._words()
+
+
 class NerDetector:
     """The `ner` detector: names of people, places and organisations from spaCy's NER."""
 
@@ -320,11 +367,13 @@ class NerDetector:
 
     def __init__(self, analyzer: AnalyzerEngine):
         self.analyzer = analyzer
+        self._zone = MemoryZone(analyzer)
 
     def detect(self, text: str) -> list[Finding]:
         found: dict[tuple[int, int], Finding] = {}
         for offset, piece in chunks(text):
-            results = self.analyzer.analyze(piece, language=LANGUAGE, entities=list(NER_TYPES))
+            with self._zone():
+                results = self.analyzer.analyze(piece, language=LANGUAGE, entities=list(NER_TYPES))
             for r in results:
                 if r.entity_type not in NER_TYPES:
                     continue
