@@ -137,8 +137,11 @@ class Proxy:
             self.proc.wait(timeout=10)
 
 
-def start_proxy(folder: Path, upstream_port: int, extra: Sequence[str] = ()) -> Proxy:
-    """`python -m dlpproxy run` with every service host resolved to the loopback upstream."""
+def start_proxy(
+    folder: Path, upstream_port: int, extra: Sequence[str] = (), ports: dict[str, int] | None = None
+) -> Proxy:
+    """`python -m dlpproxy run` with every service host resolved to the loopback upstream
+    (or to the port `ports` names for that host)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cmd = [
@@ -147,7 +150,8 @@ def start_proxy(folder: Path, upstream_port: int, extra: Sequence[str] = ()) -> 
         *extra,
     ]  # fmt: skip
     for host in SERVICE_HOSTS:
-        cmd += ["--set", f"dlp_resolve={host}=127.0.0.1:{upstream_port}"]
+        port_for = (ports or {}).get(host, upstream_port)
+        cmd += ["--set", f"dlp_resolve={host}=127.0.0.1:{port_for}"]
     log_path = folder / "proxy.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -45,8 +45,9 @@ class Clients:
     http: httpx.Client
 
 
-@pytest.fixture(scope="module")
-def clients(proxy: Proxy) -> Iterator[Clients]:
+def clients_for(proxy: Proxy) -> Iterator[Clients]:
+    """SDK clients that talk through `proxy`; closed when the generator is closed."""
+
     def sdk_client() -> Any:
         return sdk_http.Client(proxy=proxy.url, verify=proxy.ssl_context(), timeout=60)
 
@@ -61,11 +62,18 @@ def clients(proxy: Proxy) -> Iterator[Clients]:
         anthropic.Anthropic(api_key="sk-ant-test", http_client=sdk_client(), max_retries=0),
         proxy.client(),
     )
-    yield made
-    made.openai.close()
-    made.deepseek.close()
-    made.anthropic.close()
-    made.http.close()
+    try:
+        yield made
+    finally:
+        made.openai.close()
+        made.deepseek.close()
+        made.anthropic.close()
+        made.http.close()
+
+
+@pytest.fixture(scope="module")
+def clients(proxy: Proxy) -> Iterator[Clients]:
+    yield from clients_for(proxy)
 
 
 def openai_chat(sdk: openai.OpenAI, model: str, text: str, stream: bool) -> str:
