@@ -11,14 +11,19 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
+import time
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import bcrypt
 import httpx
 import pytest
 
+from tests.e2e import ldap_server
 from tests.e2e.conftest import Proxy, start_proxy
 from tests.e2e.servers import FakeAIService
 
@@ -36,6 +41,7 @@ AZURE = (
 UPLOAD = "https://chatgpt.com/backend-api/files/upload"
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 USER, PASSWORD = "jiho.han", "correct horse battery staple"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sse_data(body: str) -> list[Any]:
@@ -292,3 +298,51 @@ def test_proxy_log_shows_no_unhandled_error(proxy: Proxy, authed_proxy: Proxy) -
     for running in (proxy, authed_proxy):
         assert running.alive()
         assert "Traceback" not in running.log
+
+
+@pytest.fixture(scope="module")
+def ldap_proxy(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeAIService
+) -> Iterator[Proxy]:
+    """A proxy that checks Basic proxy credentials against a real LDAP server (ldaptor)."""
+    folder = tmp_path_factory.mktemp("ldap")
+    port_file = folder / "ldap.port"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.ldap_server", str(port_file)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(folder / "ldap.log").open("wb"),
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not port_file.exists() and time.monotonic() < deadline and server.poll() is None:
+        time.sleep(0.1)
+    if not port_file.exists():
+        server.kill()
+        pytest.fail(f"LDAP server did not start: {(folder / 'ldap.log').read_text()}")
+    spec = (
+        f"ldap:127.0.0.1:{port_file.read_text()}:{ldap_server.SERVICE_DN}:"
+        f"{ldap_server.SERVICE_PASSWORD}:{ldap_server.PEOPLE}"
+    )
+    running = start_proxy(folder / "proxy", upstream.port, ["--proxyauth", spec])
+    yield running
+    running.stop()
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_ldap_user_is_authenticated_and_named_in_the_audit_event(ldap_proxy: Proxy) -> None:
+    with authed_client(ldap_proxy, ldap_server.USER, ldap_server.PASSWORD) as signed_in:
+        answer = ask_azure(signed_in, f"my key {KEY} leaks?")
+    event = ldap_proxy.event(answer.headers["x-dlpproxy-incident"])
+    assert event["user"] == ldap_server.USER
+    assert event["action"] == "block"
+
+
+@pytest.mark.parametrize(("user", "password"), [("minji", "wrong"), ("nobody", "s3cret pass")])
+def test_ldap_wrong_password_or_unknown_user_is_refused_with_407(
+    ldap_proxy: Proxy, user: str, password: str
+) -> None:
+    with (
+        authed_client(ldap_proxy, user, password) as wrong,
+        pytest.raises(httpx.ProxyError, match="407"),
+    ):
+        ask_azure(wrong, "hello")
+    assert ldap_proxy.alive()
