@@ -279,3 +279,18 @@ def test_local_model_stream_translates_to_valid_anthropic_events():
 def test_claude_web_without_a_prompt_is_an_unknown_shape():
     with pytest.raises(UnknownShape, match="claude_web: unknown body shape"):
         WEB.extract(web_request(prompt=None))
+
+
+def test_anthropic_tools_and_tool_choice_become_chat_function_tools() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    tools = [{"name": "weather", "description": "Weather now", "input_schema": schema},
+             {"type": "web_search_20250305", "name": "web_search"}]  # fmt: skip
+    chat = ADAPTER.to_openai(messages_request(tools=tools, tool_choice={"type": "any"}))
+    assert chat["tools"] == [{"type": "function", "function": {
+        "name": "weather", "description": "Weather now", "parameters": schema}}]  # fmt: skip
+    assert chat["tool_choice"] == "required"
+    one = ADAPTER.to_openai(
+        messages_request(tools=tools[:1], tool_choice={"type": "tool", "name": "weather"})
+    )
+    assert one["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
+    assert "tools" not in ADAPTER.to_openai(messages_request())

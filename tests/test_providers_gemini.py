@@ -156,3 +156,21 @@ def test_gemini_from_openai_stream_emits_one_sse_event_per_text_chunk():
     events = [json.loads(e[6:]) for e in body.decode().split("\r\n\r\n") if e]
     assert [e["candidates"][0]["content"]["parts"][0]["text"] for e in events] == ["Hel", "lo", ""]
     assert events[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_gemini_function_declarations_become_chat_function_tools() -> None:
+    params = {"type": "OBJECT", "properties": {"wafer": {"type": "STRING"}}}
+    tools = [
+        {
+            "functionDeclarations": [
+                {"name": "yield_of", "description": "Yield", "parameters": params}
+            ]
+        }
+    ]
+    config = {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["yield_of"]}}
+    chat = ADAPTER.to_openai(gemini_request(tools=tools, toolConfig=config))
+    assert chat["tools"] == [{"type": "function", "function": {
+        "name": "yield_of", "description": "Yield", "parameters": params}}]  # fmt: skip
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "yield_of"}}
+    auto = ADAPTER.to_openai(gemini_request(tools=tools))
+    assert auto["tool_choice"] == "auto"

@@ -329,3 +329,22 @@ def test_responses_from_openai_keeps_tool_calls():
         ("message", None),
         ("function_call", "lookup"),
     ]
+
+
+def test_responses_function_tools_carry_over_and_hosted_tools_do_not() -> None:
+    params = {"type": "object", "properties": {"sku": {"type": "string"}}}
+    stock = {
+        "type": "function",
+        "name": "stock",
+        "description": "Stock level",
+        "parameters": params,
+    }
+    tools = [stock, {"type": "web_search"}]
+    chat = RESPONSES.to_openai(responses_request(tools=tools, tool_choice="required"))
+    assert chat["tools"] == [{"type": "function", "function": {
+        "name": "stock", "description": "Stock level", "parameters": params}}]  # fmt: skip
+    assert chat["tool_choice"] == "required"
+    named = RESPONSES.to_openai(
+        responses_request(tools=tools, tool_choice={"type": "function", "name": "stock"})
+    )
+    assert named["tool_choice"] == {"type": "function", "function": {"name": "stock"}}

@@ -12,9 +12,11 @@ from dlpproxy.providers.json_api import JsonApiAdapter, add_base64_text
 from dlpproxy.providers.jsonpath import JsonPath, render
 from dlpproxy.providers.openai_format import (
     SSE_TYPE,
+    add_tools,
     copy_params,
     delta_of,
     finish_of,
+    function_tool,
     json_response,
     sse,
     text_of,
@@ -58,6 +60,12 @@ class AnthropicAdapter(JsonApiAdapter):
             messages.extend(_chat_messages(message))
         chat: dict[str, Any] = {"model": doc.get("model") or "", "messages": messages}
         copy_params(doc, SAMPLING, chat)
+        tools = [
+            function_tool(t.get("name"), t.get("description"), t.get("input_schema"))
+            for t in doc.get("tools") or []
+            if isinstance(t, dict) and t.get("name") and t.get("type") in (None, "custom")
+        ]
+        add_tools(chat, tools, _tool_choice(doc.get("tool_choice")))
         return chat
 
     def from_openai(self, completion: dict[str, Any], req: Request) -> Response:
@@ -107,6 +115,16 @@ def _walk_document(block: dict[str, Any], path: JsonPath, found: Collector) -> N
             found.add_place(text, files.EXTRACTED_PLACE, f"{where}:file={name}")
     else:
         found.skip(render(path), f"document source '{source.get('type')}': not scanned")
+
+
+def _tool_choice(choice: object) -> str:
+    """Anthropic's tool_choice -> auto|required|none or the name of the one tool to call."""
+    if not isinstance(choice, dict):
+        return "auto"
+    kind = choice.get("type")
+    if kind == "tool":
+        return str(choice.get("name") or "auto")
+    return {"any": "required", "none": "none"}.get(str(kind), "auto")
 
 
 def _plain_text(content: object) -> str:

@@ -18,9 +18,11 @@ from dlpproxy.providers.jsonpath import JsonPath, render
 from dlpproxy.providers.openai_format import (
     JSON_TYPE,
     SSE_TYPE,
+    add_tools,
     copy_params,
     delta_of,
     finish_of,
+    function_tool,
     json_response,
     text_of,
     tool_calls_of,
@@ -76,6 +78,14 @@ class GeminiAdapter(JsonApiAdapter):
         chat: dict[str, Any] = {"model": self._model(doc, req) or "", "messages": messages}
         config = doc.get("generationConfig") or doc.get("generation_config") or {}
         copy_params(config, SAMPLING, chat)
+        tools = [
+            function_tool(d.get("name"), d.get("description"), d.get("parameters"))
+            for group in doc.get("tools") or []
+            if isinstance(group, dict)
+            for d in group.get("functionDeclarations") or group.get("function_declarations") or []
+            if isinstance(d, dict) and d.get("name")
+        ]
+        add_tools(chat, tools, _tool_choice(doc.get("toolConfig") or doc.get("tool_config")))
         if self._stream(doc, req):
             chat["stream"] = True
         return chat
@@ -85,6 +95,18 @@ class GeminiAdapter(JsonApiAdapter):
 
     def stream_translator(self, req: Request) -> StreamTranslator:
         return GeminiStream(sse=req.query.get("alt") == "sse")
+
+
+def _tool_choice(config: object) -> str:
+    """Gemini's functionCallingConfig mode (AUTO|ANY|NONE, allowed names) -> a tool choice."""
+    if not isinstance(config, dict):
+        return "auto"
+    calling = config.get("functionCallingConfig") or config.get("function_calling_config") or {}
+    mode = str(calling.get("mode", "AUTO")).upper()
+    allowed = calling.get("allowedFunctionNames") or calling.get("allowed_function_names") or []
+    if mode == "ANY" and isinstance(allowed, list) and len(allowed) == 1:
+        return str(allowed[0])
+    return {"ANY": "required", "NONE": "none"}.get(mode, "auto")
 
 
 def walk_parts(parts: object, path: JsonPath, found: Collector) -> None:

@@ -104,6 +104,27 @@ def copy_params(source: dict[str, Any], names: dict[str, str], chat: dict[str, A
             chat[ours] = source[theirs]
 
 
+def function_tool(name: object, description: object, parameters: object) -> dict[str, Any]:
+    """One Chat Completions function tool (the shape every other format's tools map onto)."""
+    function: dict[str, Any] = {"name": str(name or "")}
+    if isinstance(description, str) and description:
+        function["description"] = description
+    if isinstance(parameters, dict):
+        function["parameters"] = parameters
+    return {"type": "function", "function": function}
+
+
+def add_tools(chat: dict[str, Any], tools: list[dict[str, Any]], choice: object) -> None:
+    """Put translated tools (and the tool choice: auto|required|none|a function name) on `chat`."""
+    if not tools:
+        return
+    chat["tools"] = tools
+    if choice in ("auto", "required", "none"):
+        chat["tool_choice"] = choice
+    elif isinstance(choice, str) and choice:
+        chat["tool_choice"] = {"type": "function", "function": {"name": choice}}
+
+
 def sse(data: Any, event: str | None = None) -> bytes:
     """One server-sent event; `data` is JSON-encoded unless it is already a string."""
     payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)

@@ -12,9 +12,11 @@ from dlpproxy.providers.json_api import JsonApiAdapter
 from dlpproxy.providers.openai_chat import walk_content_parts
 from dlpproxy.providers.openai_format import (
     SSE_TYPE,
+    add_tools,
     copy_params,
     delta_of,
     finish_of,
+    function_tool,
     json_response,
     sse,
     text_of,
@@ -73,6 +75,16 @@ class OpenAIResponsesAdapter(JsonApiAdapter):
             messages.append(_chat_message(item))
         chat: dict[str, Any] = {"model": doc.get("model") or "", "messages": messages}
         copy_params(doc, SAMPLING, chat)
+        # function tools carry over; hosted tools (web search, file search...) cannot run locally
+        tools = [
+            function_tool(t.get("name"), t.get("description"), t.get("parameters"))
+            for t in doc.get("tools") or []
+            if isinstance(t, dict) and t.get("type") == "function" and t.get("name")
+        ]
+        choice = doc.get("tool_choice")
+        if isinstance(choice, dict):
+            choice = choice.get("name") if choice.get("type") == "function" else "auto"
+        add_tools(chat, tools, choice or "auto")
         return chat
 
     def from_openai(self, completion: dict[str, Any], req: Request) -> Response:
