@@ -294,3 +294,32 @@ def test_anthropic_tools_and_tool_choice_become_chat_function_tools() -> None:
     )
     assert one["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
     assert "tools" not in ADAPTER.to_openai(messages_request())
+
+
+def test_anthropic_stream_carries_streamed_tool_calls_as_tool_use_blocks():
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {"id": "c1", "model": "local", "created": 1,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+
+    call = {"index": 0, "id": "call_7", "type": "function",
+            "function": {"name": "weather", "arguments": '{"ci'}}  # fmt: skip
+    chunks = [
+        chunk({"role": "assistant", "content": "Checking."}),
+        chunk({"tool_calls": [call]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ty": "Seoul"}'}}]}),
+        chunk({}, "tool_calls"),
+    ]
+    body = b"".join(stream_from_openai(ADAPTER, chunks, messages_request(stream=True)))
+    events = [EVENT.validate_python(d) for name, d in sse_events(body) if name != "ping"]
+    kinds = [(e.type, getattr(e, "index", None)) for e in events]
+    assert kinds == [
+        ("message_start", None), ("content_block_start", 0), ("content_block_delta", 0),
+        ("content_block_stop", 0), ("content_block_start", 1), ("content_block_delta", 1),
+        ("content_block_delta", 1), ("content_block_stop", 1), ("message_delta", None),
+        ("message_stop", None),
+    ]  # fmt: skip
+    tool = events[4].content_block
+    assert (tool.type, tool.id, tool.name) == ("tool_use", "call_7", "weather")
+    partial = "".join(e.delta.partial_json for e in events[5:7])
+    assert json.loads(partial) == {"city": "Seoul"}
+    assert events[8].delta.stop_reason == "tool_use"

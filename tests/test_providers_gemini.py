@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dlpproxy.errors import BodyError
-from dlpproxy.providers import Request
+from dlpproxy.providers import Request, stream_from_openai
 from dlpproxy.providers.gemini import GeminiAdapter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
@@ -174,3 +174,25 @@ def test_gemini_function_declarations_become_chat_function_tools() -> None:
     assert chat["tool_choice"] == {"type": "function", "function": {"name": "yield_of"}}
     auto = ADAPTER.to_openai(gemini_request(tools=tools))
     assert auto["tool_choice"] == "auto"
+
+
+def test_gemini_stream_sends_streamed_tool_calls_as_a_function_call_part():
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {"id": "c2", "model": "local", "created": 1,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+
+    call = {"index": 0, "id": "call_1", "function": {"name": "yield_of", "arguments": '{"waf'}}
+    chunks = [
+        chunk({"role": "assistant", "content": "Looking."}),
+        chunk({"tool_calls": [call]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'er": "W-12"}'}}]}),
+        chunk({}, "tool_calls"),
+    ]
+    req = gemini_request(STREAM + "?alt=sse")
+    body = b"".join(stream_from_openai(ADAPTER, chunks, req)).decode()
+    docs = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
+    last = docs[-1]["candidates"][0]
+    assert {"functionCall": {"name": "yield_of", "args": {"wafer": "W-12"}}} in last["content"][
+        "parts"
+    ]
+    assert "finishReason" in last

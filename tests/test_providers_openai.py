@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response as OpenAIResponse
 
 from dlpproxy.errors import BodyError
-from dlpproxy.providers import INCIDENT_HEADER, Request
+from dlpproxy.providers import INCIDENT_HEADER, Request, stream_from_openai
 from dlpproxy.providers.azure import AzureOpenAIAdapter
 from dlpproxy.providers.compatible import OpenAICompatibleAdapter
 from dlpproxy.providers.openai_chat import OpenAIChatAdapter
@@ -348,3 +348,34 @@ def test_responses_function_tools_carry_over_and_hosted_tools_do_not() -> None:
         responses_request(tools=tools, tool_choice={"type": "function", "name": "stock"})
     )
     assert named["tool_choice"] == {"type": "function", "function": {"name": "stock"}}
+
+
+def test_responses_stream_carries_streamed_tool_calls_and_the_sdk_reads_them():
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {"id": "c9", "model": "local", "created": 1,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+
+    call = {"index": 0, "id": "call_3", "type": "function",
+            "function": {"name": "stock", "arguments": '{"sk'}}  # fmt: skip
+    chunks = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"tool_calls": [call]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'u": "A-7"}'}}]}),
+        chunk({}, "tool_calls"),
+    ]
+    body = b"".join(stream_from_openai(RESPONSES, chunks, responses_request(stream=True)))
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    client = openai.OpenAI(
+        api_key="k", http_client=httpx.Client(transport=httpx.MockTransport(handle))
+    )
+    events = list(client.responses.create(model="gpt-4.1", input="hi", stream=True))
+    completed = next(e for e in events if e.type == "response.completed").response
+    calls = [item for item in completed.output if item.type == "function_call"]
+    assert [(c.call_id, c.name, json.loads(c.arguments)) for c in calls] == [
+        ("call_3", "stock", {"sku": "A-7"})
+    ]
+    done = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert done[0].arguments == '{"sku": "A-7"}'

@@ -20,6 +20,7 @@ from dlpproxy.providers.openai_format import (
     json_response,
     sse,
     text_of,
+    tool_call_deltas,
     tool_calls_of,
     usage_of,
 )
@@ -186,7 +187,8 @@ def message_object(completion: dict[str, Any]) -> dict[str, Any]:
 
 
 class AnthropicStream:
-    """Chunks -> message_start, content_block_start, text deltas, block stop, message_delta/stop."""
+    """Chunks -> message_start, content blocks (text deltas; tool_use blocks with input JSON
+    deltas for streamed tool calls), block stops, message_delta, message_stop."""
 
     content_type = SSE_TYPE
 
@@ -194,36 +196,62 @@ class AnthropicStream:
         self.started = False
         self.done = False
         self.output_tokens = 0
+        self.block = 0  # index of the open content block
+        self.kind = "text"  # its type
+        self.tools: dict[int, int] = {}  # tool call index in the chunks -> its block index
 
     def feed(self, chunk: dict[str, Any]) -> bytes:
         out = b""
         if not self.started:
             self.started = True
             message = message_object(chunk) | {"content": [], "stop_reason": None}
-            block = {"type": "text", "text": ""}
             out += sse({"type": "message_start", "message": message}, "message_start")
-            out += sse(
-                {"type": "content_block_start", "index": 0, "content_block": block},
-                "content_block_start",
-            )
+            out += self._open(0, {"type": "text", "text": ""})
             out += sse({"type": "ping"}, "ping")
         text, finish = delta_of(chunk)
         if text:
+            if self.kind != "text":
+                out += self._stop() + self._open(self.block + 1, {"type": "text", "text": ""})
             self.output_tokens += 1
-            delta = {"type": "text_delta", "text": text}
-            out += sse(
-                {"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta"
-            )
+            out += self._delta({"type": "text_delta", "text": text})
+        for call in tool_call_deltas(chunk):
+            out += self._tool(call)
         if finish and not self.done:
             out += self._close(STOP_REASONS.get(finish, "end_turn"))
         return out
+
+    def _tool(self, call: dict[str, Any]) -> bytes:
+        out = b""
+        index = int(call.get("index") or 0)
+        fn = call.get("function") or {}
+        if index not in self.tools:
+            block = {"type": "tool_use", "id": str(call.get("id") or f"toolu_{index}"),
+                     "name": str(fn.get("name") or ""), "input": {}}  # fmt: skip
+            out += self._stop() + self._open(self.block + 1, block)
+            self.tools[index] = self.block
+        arguments = fn.get("arguments")
+        if isinstance(arguments, str) and arguments and self.tools[index] == self.block:
+            out += self._delta({"type": "input_json_delta", "partial_json": arguments})
+        return out
+
+    def _open(self, index: int, block: dict[str, Any]) -> bytes:
+        self.block, self.kind = index, str(block["type"])
+        start = {"type": "content_block_start", "index": index, "content_block": block}
+        return sse(start, "content_block_start")
+
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        event = {"type": "content_block_delta", "index": self.block, "delta": delta}
+        return sse(event, "content_block_delta")
+
+    def _stop(self) -> bytes:
+        return sse({"type": "content_block_stop", "index": self.block}, "content_block_stop")
 
     def _close(self, stop_reason: str) -> bytes:
         self.done = True
         delta = {"stop_reason": stop_reason, "stop_sequence": None}
         usage = {"output_tokens": self.output_tokens}
         return (
-            sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+            self._stop()
             + sse({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta")
             + sse({"type": "message_stop"}, "message_stop")
         )

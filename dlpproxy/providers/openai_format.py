@@ -97,6 +97,15 @@ def delta_of(chunk: dict[str, Any]) -> tuple[str, str | None]:
     return (content if isinstance(content, str) else ""), choices[0].get("finish_reason")
 
 
+def tool_call_deltas(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    """The streamed tool-call pieces of a chunk: {index, id?, function: {name?, arguments?}}."""
+    choices = chunk.get("choices") or []
+    if not choices or not isinstance(choices[0], dict):
+        return []
+    calls = (choices[0].get("delta") or {}).get("tool_calls") or []
+    return [c for c in calls if isinstance(c, dict)]
+
+
 def copy_params(source: dict[str, Any], names: dict[str, str], chat: dict[str, Any]) -> None:
     """Copy sampling settings present in `source` into `chat` under OpenAI's names."""
     for theirs, ours in names.items():

@@ -20,6 +20,7 @@ from dlpproxy.providers.openai_format import (
     json_response,
     sse,
     text_of,
+    tool_call_deltas,
     tool_calls_of,
     usage_of,
 )
@@ -181,6 +182,8 @@ class ResponsesStream:
         self.text = ""
         self.head: dict[str, Any] | None = None
         self.done = False
+        self.calls: dict[int, dict[str, str]] = {}  # streamed tool calls, assembled
+        self.finish_reason = "stop"
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -212,8 +215,37 @@ class ResponsesStream:
             out += self._event(
                 "response.output_text.delta", delta=text, logprobs=[], **self._where()
             )
+        for call in tool_call_deltas(chunk):
+            held = self.calls.setdefault(int(call.get("index") or 0), {"arguments": ""})
+            fn = call.get("function") or {}
+            held.setdefault("id", str(call.get("id") or f"call_{len(self.calls)}"))
+            if fn.get("name"):
+                held["name"] = str(fn["name"])
+            held["arguments"] += str(fn.get("arguments") or "")
         if finish and not self.done:
+            self.finish_reason = str(finish)
             out += self._close()
+        return out
+
+    def _function_calls(self) -> bytes:
+        """Each assembled tool call as a function_call output item with its argument events."""
+        out = b""
+        for n, index in enumerate(sorted(self.calls)):
+            call = self.calls[index]
+            item = {
+                "type": "function_call", "id": f"fc_{call['id']}", "call_id": call["id"],
+                "name": call.get("name", ""), "arguments": "", "status": "in_progress",
+            }  # fmt: skip
+            where = {"item_id": item["id"], "output_index": n + 1}
+            out += self._event("response.output_item.added", output_index=n + 1, item=item)
+            out += self._event(
+                "response.function_call_arguments.delta", delta=call["arguments"], **where
+            )
+            out += self._event(
+                "response.function_call_arguments.done", arguments=call["arguments"], **where
+            )
+            done = item | {"arguments": call["arguments"], "status": "completed"}
+            out += self._event("response.output_item.done", output_index=n + 1, item=done)
         return out
 
     def _close(self) -> bytes:
@@ -222,13 +254,22 @@ class ResponsesStream:
         where = self._where()
         part = {"type": "output_text", "text": self.text, "annotations": []}
         item = _message_item(where["item_id"], self.text, "completed")
+        calls = [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c.get("name", ""), "arguments": c["arguments"]}}
+            for _, c in sorted(self.calls.items())
+        ]  # fmt: skip
+        message: dict[str, Any] = {"content": self.text}
+        if calls:
+            message["tool_calls"] = calls
         finished = self.head | {
-            "choices": [{"message": {"content": self.text}, "finish_reason": "stop"}]
+            "choices": [{"message": message, "finish_reason": self.finish_reason}]
         }
         return (
             self._event("response.output_text.done", text=self.text, logprobs=[], **where)
             + self._event("response.content_part.done", part=part, **where)
             + self._event("response.output_item.done", output_index=0, item=item)
+            + self._function_calls()
             + self._event("response.completed", response=response_object(finished, "completed"))
         )
 
