@@ -310,3 +310,29 @@ def test_pipeline_is_reloaded_after_too_many_new_words_and_keeps_working() -> No
     assert [f.type for f in fresh.detect(text)] == ["email"]
     assert fresh._zone.reloads == 1
     assert [f.type for f in fresh.detect("call x.y@example.com")] == ["email"]
+
+
+def test_texts_without_any_pattern_candidate_skip_presidio(pii: PiiDetector) -> None:
+    """The hyperscan prefilter: no candidate, no presidio call; a candidate runs presidio."""
+    calls: list[str] = []
+    original = pii.analyzer.analyze
+
+    def counting(text: str, *args: object, **kwargs: object) -> object:
+        calls.append(text)
+        return original(text, *args, **kwargs)  # type: ignore[arg-type]
+
+    pii.analyzer.analyze = counting  # type: ignore[method-assign]
+    try:
+        assert pii.detect("The roadmap moved by a week; version 3.12 ships in May.") == []
+        assert calls == []
+        assert [f.type for f in pii.detect("write to minji@example.com")] == ["email"]
+        assert len(calls) == 1
+        assert [
+            [f.type for f in fs] for fs in pii.detect_batch(["no data", "a@b.example.com"])
+        ] == [
+            [],
+            ["email"],
+        ]
+        assert len(calls) == 2
+    finally:
+        pii.analyzer.analyze = original  # type: ignore[method-assign]

@@ -38,12 +38,14 @@ from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, Sp
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from spacy.tokens import Doc
 
+from dlpproxy.detect.hyperscan_db import HyperscanDb, hyperscan
 from dlpproxy.detect.pii_rules import PiiPack, PiiRule, context_regex, load_pii_pack
 from dlpproxy.detect.validators import VALIDATORS
 from dlpproxy.errors import DetectorError
 from dlpproxy.settings import Settings
 from dlpproxy.types import PII, Finding
 
+log = logging.getLogger(__name__)
 LANGUAGE = "en"  # presidio's language key; the tokenizer-only pipeline serves every script
 PACK_FILE = "pii.yaml"
 PRESIDIO_LOGGERS = ("presidio-analyzer",)
@@ -243,9 +245,22 @@ class PiiDetector:
         self.pack = pack
         self._rules = {rule.name: rule for rule in pack.rules}
         self._zone = MemoryZone(analyzer)
+        self._candidates = candidate_filter(pack)
+
+    def has_candidates(self, text: str) -> bool:
+        """Whether any pattern of the pack can match in `text` (a superset test, one pass).
+
+        Every finding starts from a pattern match (context words only lift scores), so a text
+        where no pattern can match has no findings and presidio need not run at all.
+        """
+        if self._candidates is None:
+            return True
+        return bool(self._candidates.ids(text.encode("utf-8", "surrogatepass")))
 
     def detect(self, text: str) -> list[Finding]:
         text = text.translate(_ASCII_DIGITS)
+        if not self.has_candidates(text):
+            return []
         with self._zone():
             if len(text) <= CHUNK:
                 return self._findings(self.analyzer.analyze(text, language=LANGUAGE))
@@ -260,12 +275,16 @@ class PiiDetector:
         if any(len(text) > CHUNK for text in texts):
             return [self.detect(text) for text in texts]
         ascii_texts = [text.translate(_ASCII_DIGITS) for text in texts]
+        todo = [i for i, text in enumerate(ascii_texts) if self.has_candidates(text)]
+        out: list[list[Finding]] = [[] for _ in texts]
         with self._zone():
-            processed = self.analyzer.nlp_engine.process_batch(ascii_texts, LANGUAGE, batch_size=64)
-            return [
-                self._findings(self.analyzer.analyze(text, LANGUAGE, nlp_artifacts=artifacts))
-                for text, artifacts in processed
-            ]
+            processed = self.analyzer.nlp_engine.process_batch(
+                [ascii_texts[i] for i in todo], LANGUAGE, batch_size=64
+            )
+            for i, (text, artifacts) in zip(todo, processed, strict=True):
+                results = self.analyzer.analyze(text, LANGUAGE, nlp_artifacts=artifacts)
+                out[i] = self._findings(results)
+        return out
 
     def _findings(self, results: list[RecognizerResult]) -> list[Finding]:
         findings = []
@@ -284,6 +303,29 @@ class PiiDetector:
                 )
             )
         return _merge_same_span(findings)
+
+
+def candidate_filter(pack: PiiPack) -> HyperscanDb | None:
+    """All of the pack's patterns in one hyperscan database in prefilter mode.
+
+    Prefilter mode accepts what hyperscan cannot run exactly (lookarounds, back-references) by
+    matching a superset, so "no match here" is exact. None when hyperscan is missing or refuses
+    a pattern: then every text goes to presidio, as before.
+    """
+    if hyperscan is None:
+        return None
+    flags = (
+        hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_UTF8
+        | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH
+    )  # fmt: skip
+    patterns = [p.regex.encode("utf-8") for rule in pack.rules for p in rule.patterns]
+    if not patterns:
+        return None
+    try:
+        return HyperscanDb(patterns, flags)
+    except hyperscan.error as exc:
+        log.warning("pii: no candidate prefilter (%s); every text goes to presidio", exc)
+        return None
 
 
 def build_analyzer(pack: PiiPack, model: str) -> AnalyzerEngine:
