@@ -39,6 +39,14 @@ def default_audit_db() -> Path:
     return Path(base) / "dlpproxy" / "audit.db"
 
 
+def default_fingerprint_db() -> Path:
+    """`DLPPROXY_FINGERPRINT_DB`, else `fingerprints.db` beside the audit store."""
+    env = os.environ.get("DLPPROXY_FINGERPRINT_DB")
+    if env:
+        return Path(env)
+    return default_audit_db().parent / "fingerprints.db"
+
+
 def default_ca_dir() -> Path:
     """`DLPPROXY_CA_DIR`, else `$XDG_DATA_HOME/dlpproxy/ca`: the proxy's CA key and certificate."""
     env = os.environ.get("DLPPROXY_CA_DIR")
@@ -72,6 +80,10 @@ class Settings:
     classifier_max_wait_ms: float = 2.0
     # Per-category score thresholds overriding models/classifier.json: (("source_code", 0.7),).
     classifier_thresholds: tuple[tuple[str, float], ...] = ()
+    # Fingerprint index of the company's code and documents (`dlpproxy index add`), and the
+    # largest file it reads (larger ones are skipped and counted).
+    fingerprint_db: Path = field(default_factory=default_fingerprint_db)
+    fingerprint_max_file_bytes: int = 8 * 1024 * 1024
 
     def with_detectors(self, names: tuple[str, ...]) -> Settings:
         return replace(self, detectors=names)

@@ -1,0 +1,216 @@
+"""The index in memory and the lookup of one text against it.
+
+Every fingerprint of every file sits in one sorted numpy array beside the file it belongs to;
+a text's k-gram hashes (all of them, not only its winnowed ones, so that every fingerprint a file
+kept inside the shared part is seen) are found with two binary searches. Fingerprints that occur
+in many files (idioms, boilerplate the file filters missed) are left out when the array is built.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from dlpproxy.fingerprint.normalise import Tokens, code_tokens, prose_tokens
+from dlpproxy.fingerprint.winnow import (
+    CODE,
+    PROSE,
+    SKIPPED,
+    U8,
+    U32,
+    Channel,
+    kgram_hashes,
+    stored,
+    tags,
+    winnow,
+)
+
+I64 = npt.NDArray[np.int64]
+# Matched stretches closer than this (characters) are one region of the text.
+MERGE_GAP = 400
+# Order checks look at no more than this many matches of one file and channel.
+CHAIN_LIMIT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A region text[start:end] that shares `matched` fingerprints with one indexed file;
+    `similarity` is the share of the text's own fingerprints found in that file."""
+
+    file_id: int
+    start: int
+    end: int
+    matched: int
+    similarity: float
+
+
+class MemoryIndex:
+    """Fingerprints of all indexed files, sorted, with the file each one came from."""
+
+    def __init__(self, per_file: Sequence[tuple[int, U32, U8]], max_files: int):
+        sizes = [len(h) for _, h, _ in per_file]
+        hashes = np.concatenate([h for _, h, _ in per_file]) if per_file else np.zeros(0, np.uint32)
+        marks = np.concatenate([t for _, _, t in per_file]) if per_file else np.zeros(0, np.uint8)
+        owners = np.repeat(np.array([f for f, _, _ in per_file], dtype=np.int64), sizes)
+        ordinals = np.arange(len(hashes), dtype=np.int64) - np.repeat(
+            np.cumsum(sizes, dtype=np.int64) - sizes, sizes
+        )
+        order = np.argsort(hashes, kind="stable")
+        hashes, owners, ordinals, marks = (
+            hashes[order],
+            owners[order],
+            ordinals[order],
+            marks[order],
+        )
+        _, counts = np.unique(hashes, return_counts=True)
+        keep = np.repeat(counts <= max_files, counts)
+        self.suppressed = int(np.count_nonzero(counts > max_files))
+        self.hashes: U32 = hashes[keep]
+        self.owners: I64 = owners[keep]
+        # where each fingerprint stands among its file's fingerprints (they are stored in order)
+        self.ordinals: I64 = ordinals[keep]
+        self.tags: U8 = marks[keep]
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def lookup(self, query: U32) -> tuple[I64, I64, I64, U8]:
+        """(index into `query`, file id, ordinal in the file, tag) for every occurrence of a
+        query hash in the index."""
+        left = np.searchsorted(self.hashes, query, side="left")
+        right = np.searchsorted(self.hashes, query, side="right")
+        counts = right - left
+        hit = np.flatnonzero(counts)
+        if len(hit) == 0:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty, np.zeros(0, np.uint8)
+        reps = counts[hit]
+        which = np.repeat(hit, reps)
+        firsts = np.repeat(left[hit], reps)
+        steps = np.arange(len(which)) - np.repeat(np.cumsum(reps) - reps, reps)
+        at = firsts + steps
+        return which, self.owners[at], self.ordinals[at], self.tags[at]
+
+    def match(self, text: str) -> list[Match]:
+        """Regions of `text` that come from indexed files, best file per region."""
+        hits: dict[int, list[Hit]] = defaultdict(list)
+        similarity: dict[int, float] = defaultdict(float)
+        for channel, tokens in ((CODE, code_tokens(text)), (PROSE, prose_tokens(text))):
+            self._match_channel(channel, tokens, hits, similarity)
+        found: list[Match] = []
+        for file_id, file_hits in hits.items():
+            if _enough(file_hits):
+                found.extend(_regions(file_id, file_hits, similarity[file_id]))
+        return _best_per_region(found)
+
+    def _match_channel(
+        self,
+        channel: Channel,
+        tokens: Tokens,
+        hits: dict[int, list[Hit]],
+        similarity: dict[int, float],
+    ) -> None:
+        hashes, written = kgram_hashes(tokens, channel)
+        if len(hashes) == 0 or len(self.hashes) == 0:
+            return
+        short = stored(hashes)
+        counted = np.flatnonzero(hashes != SKIPPED)
+        where, files, ordinals, marks = self.lookup(short[counted])
+        where = counted[where]
+        exact = (tags(written[where]) == marks).tolist()
+        if len(where) == 0:
+            return
+        picked = hashes[winnow(hashes, channel.w)]
+        own = set(stored(picked[picked != SKIPPED]).tolist()) or {-1}
+        starts = tokens.starts[where].tolist()
+        ends = tokens.ends[where + channel.k - 1].tolist()
+        matched_own: dict[int, set[int]] = defaultdict(set)
+        for i, file_id, ordinal, same, start, end in zip(
+            where.tolist(), files.tolist(), ordinals.tolist(), exact, starts, ends, strict=True
+        ):
+            value = int(short[i])
+            hits[file_id].append(Hit(start, end, value, channel, i, ordinal, same))
+            if value in own:
+                matched_own[file_id].add(value)
+        for file_id, values in matched_own.items():
+            similarity[file_id] = max(similarity[file_id], len(values) / len(own))
+
+
+class Hit(NamedTuple):
+    """One k-gram of the text found in a file: its characters, hash, channel, its token
+    position in the text and the fingerprint's ordinal in the file."""
+
+    start: int
+    end: int
+    value: int
+    channel: Channel
+    position: int
+    ordinal: int
+    exact: bool  # the k-gram as written matches too (its tag agrees), not only renamed
+
+
+def _enough(hits: list[Hit]) -> bool:
+    """Does a channel see a chain of at least its minimum of distinct fingerprints that come
+    in the same order, and about as far apart, in the text and in the file?"""
+    by_channel: dict[str, list[Hit]] = defaultdict(list)
+    for h in hits:
+        by_channel[h.channel.name].append(h)
+    for group in by_channel.values():
+        channel = group[0].channel
+        exact = [h for h in group if h.exact]
+        if _chain(exact, channel, channel.min_exact) or _chain(group, channel, channel.min_matches):
+            return True
+    return False
+
+
+def _chain(hits: list[Hit], channel: Channel, need: int) -> bool:
+    distinct = sorted({(h.position, h.ordinal, h.value) for h in hits})[:CHAIN_LIMIT]
+    if len({v for _, _, v in distinct}) < need:
+        return False
+    best = [1] * len(distinct)
+    for i, (p, o, v) in enumerate(distinct):
+        for j in range(i):
+            q, r, u = distinct[j]
+            if u != v and r < o <= r + (p - q) * 4 // (channel.w + 1) + 4:
+                best[i] = max(best[i], best[j] + 1)
+        if best[i] >= need:
+            return True
+    return False
+
+
+def _regions(file_id: int, hits: list[Hit], similarity: float) -> list[Match]:
+    """Merge one file's matched stretches into regions; keep those that are enough alone."""
+    out: list[Match] = []
+    hits.sort(key=lambda h: (h.start, h.end))
+    region = [hits[0]]
+    end = hits[0].end
+
+    def close() -> None:
+        if _enough(region):
+            matched = len({h.value for h in region})
+            first = min(h.start for h in region)
+            out.append(Match(file_id, first, end, matched, min(1.0, similarity)))
+
+    for h in hits[1:]:
+        if h.start <= end + MERGE_GAP:
+            end = max(end, h.end)
+            region.append(h)
+            continue
+        close()
+        region, end = [h], h.end
+    close()
+    return out
+
+
+def _best_per_region(found: list[Match]) -> list[Match]:
+    """Where regions of several files overlap (copies of one file), keep the best match."""
+    kept: list[Match] = []
+    for m in sorted(found, key=lambda m: (-m.matched, -m.similarity, m.file_id)):
+        if all(m.end <= k.start or m.start >= k.end for k in kept):
+            kept.append(m)
+    return sorted(kept, key=lambda m: m.start)

@@ -1,0 +1,173 @@
+"""Text to token streams that survive reformatting and renaming.
+
+Code (any language, one tokenizer): whitespace, comments and import lines are dropped, string
+and number literals become the classes S and N, keywords and operators stay, and every other
+identifier is replaced by the distance back to its previous occurrence (Baker's parameterised
+strings), so a consistent renaming gives the same stream. The same tokens are also kept as
+written, for the exact-copy channel. The k-gram hasher turns distances that reach outside a
+k-gram into "new identifier", which keeps each k-gram's hash a function of its own tokens.
+
+Prose: case-folded words, numbers as one class; punctuation and whitespace dropped.
+Comments and long string literals of code files (docstrings) are returned as notes for the prose
+channel, except licence headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+# Identifiers kept as themselves: keywords and literal names of the common languages. Everything
+# else that looks like a name is a renameable identifier.
+_KEYWORD_LIST = """
+    and as assert async await break case catch class const continue def default del delete do
+    elif else enum except export extends false final finally fn for foreach from func function go
+    goto if impl implements import in instanceof interface is lambda let loop match mod module
+    mut namespace new nil none nonlocal not null or package pass private protected pub public
+    raise readonly return select self static struct super switch synchronized this throw throws
+    true try type typedef typeof union unsafe use using var void volatile where while with yield
+    int long short char bool boolean float double byte string unsigned signed auto sizeof extern
+    register template typename virtual override abstract sealed internal out ref val object
+    begin end then elsif unless until defined undef local global echo fi done esac declare
+    insert into values update set delete create table drop alter join on group by order having
+    limit offset distinct inner outer left right union all exists between like asc desc count
+"""
+KEYWORDS = frozenset(_KEYWORD_LIST.split())
+
+CODE_PATTERN = re.compile(
+    r"""
+    (?P<fence>```[^\n]*)
+  | (?P<imports>^[ \t]*(?:from[ \t]+[\w.]+[ \t]+)?import\b(?:[ \t]*\([^)]*\)|[^\n])*)
+  | (?P<comment>/\*.*?\*/|//[^\n]*|\#[^\n]*|<!--.*?-->)
+  | (?P<string>\"\"\".*?\"\"\"|'''.*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`[^`\n]*`)
+  | (?P<number>\.?\d[\w.]*)
+  | (?P<ident>[^\W\d]\w*)
+  | (?P<op>==|!=|<=|>=|->|=>|\*\*|::|&&|\|\||<<|>>|\+=|-=|\*=|/=|:=|[^\s\w])
+    """,
+    re.VERBOSE | re.DOTALL | re.MULTILINE,
+)
+WORD_PATTERN = re.compile(r"\w+")
+# Notes (comments, docstrings) that mention these are licence boilerplate, not content.
+LICENCE = re.compile(
+    r"copyright|licen[cs]e|spdx-|all rights reserved|permission is hereby granted|warranty",
+    re.IGNORECASE,
+)
+NOTE_MIN_CHARS = 40  # shorter string literals are data, not prose
+_CACHE_LIMIT = 1 << 20
+_token_hashes: dict[str, int] = {}
+
+
+def token_hash(token: str) -> int:
+    """A stable 63-bit hash of a token (Python's own str hash changes with every process)."""
+    value = _token_hashes.get(token)
+    if value is None:
+        digest = hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        value = int.from_bytes(digest, "little") >> 1
+        if len(_token_hashes) > _CACHE_LIMIT:
+            _token_hashes.clear()
+        _token_hashes[token] = value
+    return value
+
+
+STRING_CLASS = token_hash("\x00S")
+NUMBER_CLASS = token_hash("\x00N")
+_KEYWORD_HASH = {
+    variant: token_hash(k) for k in KEYWORDS for variant in (k, k.upper(), k.capitalize())
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """A token stream: values (0 for renameable identifiers), identifier back-distances (-1 for
+    other tokens, 0 for a first occurrence) and each token's character span in the text."""
+
+    values: npt.NDArray[np.uint64]
+    dists: npt.NDArray[np.int64]
+    starts: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]
+    # The tokens as written (names and literal values hashed), for the exact-copy channel.
+    lexical: npt.NDArray[np.uint64]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def _tokens(
+    values: list[int], dists: list[int], spans: list[tuple[int, int]], lexical: list[int]
+) -> Tokens:
+    bounds = np.array(spans, dtype=np.int64).reshape(-1, 2)
+    return Tokens(
+        np.array(values, dtype=np.uint64),
+        np.array(dists, dtype=np.int64),
+        bounds[:, 0].copy(),
+        bounds[:, 1].copy(),
+        np.array(lexical, dtype=np.uint64),
+    )
+
+
+def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
+    """The code token stream of `text`; comments and docstrings go to `notes` when given."""
+    values: list[int] = []
+    dists: list[int] = []
+    spans: list[tuple[int, int]] = []
+    lexical: list[int] = []
+    last_seen: dict[str, int] = {}
+    keyword = _KEYWORD_HASH.get
+    for m in CODE_PATTERN.finditer(text):
+        kind = m.lastgroup
+        token = m.group()
+        if kind == "ident":
+            value = keyword(token)
+            if value is None:
+                i = len(values)
+                previous = last_seen.get(token)
+                last_seen[token] = i
+                values.append(0)
+                dists.append(0 if previous is None else i - previous)
+                spans.append(m.span())
+                lexical.append(token_hash(token))
+                continue
+            written = value
+        elif kind == "op":
+            value = written = token_hash(token)
+        elif kind == "string":
+            value, written = STRING_CLASS, token_hash(_unquoted(token))
+            if notes is not None and len(token) >= NOTE_MIN_CHARS:
+                notes.append(token)
+        elif kind == "number":
+            value, written = NUMBER_CLASS, token_hash(token)
+        else:
+            if kind == "comment" and notes is not None:
+                notes.append(token)
+            continue
+        values.append(value)
+        dists.append(-1)
+        spans.append(m.span())
+        lexical.append(written)
+    return _tokens(values, dists, spans, lexical)
+
+
+def _unquoted(literal: str) -> str:
+    """A string literal's content: the quote style is formatting, not content."""
+    quote = 3 if literal[:3] in ('"""', "'''") else 1
+    return "\x00s" + literal[quote:-quote]
+
+
+def prose_tokens(text: str) -> Tokens:
+    """Case-folded words of `text`; numbers are one class (dates and amounts change)."""
+    values: list[int] = []
+    spans: list[tuple[int, int]] = []
+    for m in WORD_PATTERN.finditer(text):
+        word = m.group()
+        values.append(NUMBER_CLASS if word[0].isdigit() else token_hash(word.lower()))
+        spans.append(m.span())
+    return _tokens(values, [-1] * len(values), spans, values)
+
+
+def notes_text(notes: list[str]) -> str:
+    """The prose of a code file's comments and docstrings, licence headers left out."""
+    return "\n".join(n for n in notes if not LICENCE.search(n))

@@ -1,0 +1,174 @@
+"""k-gram hashes and winnowing (Schleimer, Wilkerson, Aiken 2003), vectorised with numpy.
+
+Winnowing keeps, from every window of `w` consecutive k-gram hashes, the smallest one (the
+rightmost on ties). Guarantee: two texts sharing a run of at least w + k - 1 tokens share a
+fingerprint, and a text keeps about 2 / (w + 1) of its k-grams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from dlpproxy.fingerprint.normalise import Tokens, token_hash
+
+U64 = npt.NDArray[np.uint64]
+U32 = npt.NDArray[np.uint32]
+U8 = npt.NDArray[np.uint8]
+_CHUNK = 1 << 15  # k-grams hashed per numpy block (bounds the memory of huge files)
+# The hash of a k-gram too repetitive to count: never looked up, never stored.
+SKIPPED = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One way of reading text: its k, its winnowing window, how many shared fingerprints make
+    a match, and a name that keeps its hashes apart from the other channel's.
+
+    Code fingerprints are selected and looked up by their renaming-proof hash; each carries an
+    8-bit tag of the same k-gram hashed as written. A match whose tags agree too is an exact
+    copy, and fewer of those (`min_exact`) make a match than of renamed ones (`min_matches`).
+    """
+
+    name: str
+    k: int
+    w: int
+    min_matches: int
+    min_exact: int
+    # k-grams with fewer distinct tokens are repetition (tables, argument lists), not content
+    min_distinct: int = 0
+    renames: bool = False  # identifiers hash as back-distances (the tag keeps the names)
+
+    @property
+    def guarantee(self) -> int:
+        """Shared runs of at least this many tokens always share a fingerprint."""
+        return self.w + self.k - 1
+
+
+CODE = Channel("code", k=14, w=16, min_matches=3, min_exact=2, min_distinct=7, renames=True)
+PROSE = Channel("prose", k=9, w=18, min_matches=2, min_exact=2)
+
+
+def _powers(k: int, seed: int) -> U64:
+    base = np.uint64(token_hash(f"\x00base{seed}") | 1)
+    out = np.ones(k, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(1, k):
+            out[j] = out[j - 1] * base
+    return out
+
+
+_PARAMS: dict[str, tuple[U64, U64]] = {}
+
+
+def _params(channel: Channel) -> tuple[U64, U64]:
+    """(powers of the polynomial base, values of identifier back-distances 0..k)."""
+    found = _PARAMS.get(channel.name)
+    if found is None:
+        ids = np.array(
+            [token_hash(f"\x00id{channel.name}{d}") for d in range(channel.k + 1)], dtype=np.uint64
+        )
+        found = (_powers(channel.k, len(channel.name) + channel.k), ids)
+        _PARAMS[channel.name] = found
+    return found
+
+
+def _mix(h: U64) -> U64:
+    """splitmix64's finaliser: spreads the polynomial's bits so that minima are unbiased."""
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint64(30))
+        h = h * np.uint64(0xBF58476D1CE4E5B9)
+        h = h ^ (h >> np.uint64(27))
+        h = h * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+def kgram_hashes(tokens: Tokens, channel: Channel) -> tuple[U64, U64]:
+    """(key, as-written hash) of every k-gram of `tokens` (none if shorter than k).
+
+    The key of a code k-gram is its renaming-proof hash: an identifier whose previous occurrence
+    lies inside the k-gram hashes as that distance, any other as "new", so the hash depends only
+    on the k-gram itself. Where that leaves too little variety (a table of string literals, a
+    list of names) the key is the as-written hash instead, and SKIPPED where even that is
+    repetitive.
+    """
+    k = channel.k
+    n = len(tokens)
+    if n < k:
+        empty = np.zeros(0, dtype=np.uint64)
+        return empty, empty
+    powers, ids = _params(channel)
+    offsets = np.arange(k, dtype=np.int64)
+    keys = np.empty(n - k + 1, dtype=np.uint64)
+    written = np.empty(n - k + 1, dtype=np.uint64)
+    for begin in range(0, n - k + 1, _CHUNK):
+        stop = min(n, begin + _CHUNK + k - 1)
+        lexical = sliding_window_view(tokens.lexical[begin:stop], k)
+        plain = _polynomial(lexical, powers)
+        written[begin : begin + len(plain)] = plain
+        if not channel.renames:
+            keys[begin : begin + len(plain)] = plain
+            continue
+        dists = sliding_window_view(tokens.dists[begin:stop], k)
+        inside = np.where(dists <= offsets, dists, 0)
+        values = sliding_window_view(tokens.values[begin:stop], k)
+        grams = np.where(dists < 0, values, ids[np.clip(inside, 0, k)])
+        block = _polynomial(grams, powers)
+        flat = _distinct(grams) < channel.min_distinct
+        block[flat] = plain[flat]
+        block[flat & (_distinct(lexical) < channel.min_distinct)] = SKIPPED
+        keys[begin : begin + len(block)] = block
+    return keys, written
+
+
+def _polynomial(grams: npt.NDArray[np.uint64], powers: U64) -> U64:
+    with np.errstate(over="ignore"):
+        return _mix((grams * powers).sum(axis=1, dtype=np.uint64))
+
+
+def _distinct(grams: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """How many different tokens each k-gram holds."""
+    ordered = np.sort(grams, axis=1)
+    return np.count_nonzero(ordered[:, 1:] != ordered[:, :-1], axis=1) + 1
+
+
+def winnow(hashes: U64, w: int) -> npt.NDArray[np.int64]:
+    """Positions of the selected hashes: the rightmost minimum of every window of `w`."""
+    n = len(hashes)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if n <= w:
+        return np.array([n - 1 - int(np.argmin(hashes[::-1]))], dtype=np.int64)
+    picked = np.empty(n - w + 1, dtype=np.int64)
+    for begin in range(0, n - w + 1, _CHUNK):
+        stop = min(n, begin + _CHUNK + w - 1)
+        windows = sliding_window_view(hashes[begin:stop], w)[:, ::-1]
+        starts = np.arange(begin, begin + len(windows), dtype=np.int64)
+        picked[begin : begin + len(windows)] = starts + (w - 1) - np.argmin(windows, axis=1)
+    return np.unique(picked)
+
+
+def stored(hashes: U64) -> U32:
+    """The 32 bits of a hash the store keeps: half the size, and a random collision needs two
+    unrelated k-grams to meet in one file before it can count (the detector wants two)."""
+    return (hashes >> np.uint64(32)).astype(np.uint32)
+
+
+def tags(hashes: U64) -> U8:
+    """The 8-bit tag kept beside a fingerprint: the top bits of the as-written hash."""
+    return (hashes >> np.uint64(56)).astype(np.uint8)
+
+
+def fingerprints(tokens: Tokens, channel: Channel) -> tuple[U32, U8]:
+    """The winnowed fingerprints of a token stream and their tags: distinct hashes in the order
+    they occur (the detector checks that a text's matches come in the file's order)."""
+    hashes, written = kgram_hashes(tokens, channel)
+    picked = winnow(hashes, channel.w)
+    picked = picked[hashes[picked] != SKIPPED]
+    keys = stored(hashes[picked])
+    _, first = np.unique(keys, return_index=True)
+    first.sort()
+    return keys[first], tags(written[picked])[first]
