@@ -9,7 +9,9 @@ inserts, so recording a decision never waits on the disk.
 from __future__ import annotations
 
 import json
+import os
 import queue
+import socket
 import sqlite3
 import threading
 import time
@@ -21,9 +23,12 @@ from typing import Any
 
 import sqlite_utils
 
+from dlpproxy import __version__
 from dlpproxy.errors import DlpError
 
-SCHEMA_VERSION = 1
+# 2: `reviews` (an admin's verdict on an event) and `heartbeat` (one row per running proxy).
+SCHEMA_VERSION = 2
+HEARTBEAT_EVERY_S = 5.0
 
 
 class AuditError(DlpError):
@@ -76,15 +81,21 @@ class AuditEvent:
         return row
 
 
-def open_store(path: Path) -> sqlite_utils.Database:
+def open_store(path: Path, timeout: float = 10.0) -> sqlite_utils.Database:
     """Open (creating if needed) the store in WAL mode; a newer or foreign file is refused."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
+        conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
         db = sqlite_utils.Database(conn)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         _ensure_schema(db, path)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            raise AuditError(
+                f"{path}: locked by another process ({exc}); wait for it to finish and retry"
+            ) from None
+        raise AuditError(f"{path}: not a usable audit store ({exc})") from None
     except sqlite3.DatabaseError as exc:
         raise AuditError(f"{path}: not a usable audit store ({exc})") from None
     except OSError as exc:
@@ -100,6 +111,8 @@ def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
                 f"{path}: written by a newer dlpproxy (schema {version}, this one reads "
                 f"{SCHEMA_VERSION}); upgrade dlpproxy or use another --audit-db"
             )
+        if version < 2:
+            _add_reviews_and_heartbeat(db)
         return
     events = db["events"]
     events.create(  # type: ignore[union-attr]
@@ -123,7 +136,25 @@ def _ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
         ("findings", ["event_id"]), ("findings", ["rule"]),
     ):  # fmt: skip
         db[table].create_index(columns, if_not_exists=True)  # type: ignore[union-attr]
-    db["meta"].insert({"key": "schema", "value": str(SCHEMA_VERSION)}, pk="key", replace=True)  # type: ignore[union-attr]
+    _add_reviews_and_heartbeat(db)
+
+
+def _add_reviews_and_heartbeat(db: sqlite_utils.Database) -> None:
+    """Schema 2, also the migration from 1: tables added, nothing existing changed."""
+    with db.conn:
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS reviews (event_id TEXT PRIMARY KEY, verdict TEXT, "
+            "rule TEXT, ts REAL, reviewer TEXT)"
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS idx_reviews_rule ON reviews (rule, verdict)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS heartbeat (id TEXT PRIMARY KEY, pid INTEGER, host TEXT, "
+            "version TEXT, started REAL, last_seen REAL, state TEXT, status TEXT)"
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [str(SCHEMA_VERSION)]
+        )
 
 
 def insert_events(db: sqlite_utils.Database, events: list[AuditEvent]) -> None:
@@ -161,8 +192,21 @@ def prune(db: sqlite_utils.Database, older_than_days: float) -> int:
     return int(cursor.rowcount)
 
 
+def beat(db: sqlite_utils.Database, started: float, status: dict[str, Any], state: str) -> None:
+    """Upsert this process's heartbeat row: the TUI's sign that the proxy is alive."""
+    pid, host = os.getpid(), socket.gethostname()
+    row = (f"{host}:{pid}", pid, host, __version__, started, time.time(), state,
+           json.dumps(status, ensure_ascii=False, default=str))  # fmt: skip
+    with db.conn:
+        db.execute("INSERT OR REPLACE INTO heartbeat VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
 class AuditWriter:
-    """Batches events to the store on a background thread; `close()` flushes everything queued."""
+    """Batches events to the store on a background thread; `close()` flushes everything queued.
+
+    Every `HEARTBEAT_EVERY_S` it also upserts a heartbeat row carrying `status` (set by the owner:
+    detectors, classifier device, local model health).
+    """
 
     def __init__(
         self, path: Path, batch: int = 500, interval: float = 0.2, retention_days: float = 0.0
@@ -174,6 +218,9 @@ class AuditWriter:
         self._pruned_at = 0.0
         self.errors = 0
         self.last_error = ""
+        self.status: dict[str, Any] = {}
+        self._started = time.time()
+        self._beat_at = 0.0
         open_store(path).conn.close()  # fail now, clearly, if the file is unusable
         self._queue: queue.Queue[AuditEvent | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="dlp-audit", daemon=True)
@@ -209,7 +256,18 @@ class AuditWriter:
                 self._flush(db, pending)
                 pending = []
             self._apply_retention(db)
+            self._heartbeat(db, "stopped" if stopping else "running")
         db.conn.close()
+
+    def _heartbeat(self, db: sqlite_utils.Database, state: str) -> None:
+        now = time.monotonic()
+        if state == "running" and now - self._beat_at < HEARTBEAT_EVERY_S:
+            return
+        self._beat_at = now
+        try:
+            beat(db, self._started, {**self.status, "undelivered": self.errors}, state)
+        except sqlite3.Error as exc:  # a busy store: the next beat tries again
+            self.last_error = f"heartbeat: {exc}"
 
     def _apply_retention(self, db: sqlite_utils.Database) -> None:
         """Delete events past the retention period, at most once an hour (0 keeps everything)."""
