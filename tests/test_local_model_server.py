@@ -3,6 +3,7 @@ reroute and the gateway rely on, answering in readable words, the same way every
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -138,3 +139,21 @@ def test_a_server_that_cannot_start_fails_with_its_log(tmp_path: Path) -> None:
         pass
     assert "llama_cpp.server exited" in str(failed.value)
     assert "broken.gguf" in str(failed.value)
+
+
+def test_concurrent_streams_each_run_to_their_end(local_model_server: LocalModelServer) -> None:
+    async def one(client: httpx.AsyncClient, text: str) -> str | None:
+        body = {"model": "tiny", "temperature": 0, "stream": True,
+                "messages": [{"role": "user", "content": text}]}  # fmt: skip
+        finish = None
+        async with client.stream("POST", "/chat/completions", json=body) as r:
+            async for line in r.aiter_lines():
+                if line.startswith("data: {"):
+                    finish = json.loads(line[6:])["choices"][0]["finish_reason"] or finish
+        return finish
+
+    async def many() -> list[str | None]:
+        async with httpx.AsyncClient(base_url=local_model_server.base_url, timeout=60) as c:
+            return await asyncio.gather(*(one(c, f"question number {i}") for i in range(6)))
+
+    assert asyncio.run(many()) == ["stop"] * 6

@@ -177,6 +177,9 @@ class ScriptedHandler(BaseHTTPRequestHandler):
     def scenario_empty(self) -> None:
         self.stream(sse("[DONE]"))
 
+    def scenario_done_early(self) -> None:
+        self.stream(sse(chunk("one"), "[DONE]"))
+
     def scenario_ping(self) -> None:
         body = b": ping\n\nevent: message\n" + sse(chunk("a"), chunk("b", "stop"), "[DONE]")
         self.stream(body)
@@ -341,6 +344,8 @@ def test_whole_answers_that_are_not_completions(
         ("cut", "bad_response", "broke the answer off", 2),
         ("cut-json", "bad_response", "malformed JSON", 1),
         ("no-done", "bad_response", "ended before the answer finished", 1),
+        ("done-early", "bad_response", "ended before the answer finished", 1),
+        ("empty", "bad_response", "ended before the answer finished", 0),
         ("error-event", "http_error", "out of memory", 1),
         ("json-not-sse", "bad_response", "expected an SSE stream", 0),
         ("error500", "http_error", "model crashed", 0),
@@ -357,14 +362,13 @@ def test_broken_streams_raise_after_the_chunks_that_came(
     assert len(received) == before
 
 
-def test_stream_skips_comments_and_event_names_and_accepts_an_empty_answer(
-    scripted: Scripted,
-) -> None:
+def test_stream_skips_comments_and_event_names(scripted: Scripted) -> None:
     pinged = run(collect(model(scripted.url("ping")), QUESTION))
-    empty = run(collect(model(scripted.url("empty")), QUESTION))
-    finished = run(collect(model(scripted.url("finished-no-done")), QUESTION))
     assert [c["choices"][0]["delta"]["content"] for c in pinged] == ["a", "b"]
-    assert empty == []
+
+
+def test_a_finished_stream_may_end_without_done(scripted: Scripted) -> None:
+    finished = run(collect(model(scripted.url("finished-no-done")), QUESTION))
     assert [c["choices"][0]["finish_reason"] for c in finished] == [None, "stop"]
 
 

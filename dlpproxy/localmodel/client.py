@@ -73,7 +73,8 @@ class LocalModel:
         """The chunks of a streamed chat completion, until `[DONE]`.
 
         The first chunk must come within first_token_timeout_s, each next one within
-        idle_timeout_s of the one before. An empty stream (`[DONE]` at once) yields nothing.
+        idle_timeout_s of the one before. A stream that ends (with or without `[DONE]`) before
+        a chunk with a finish_reason was cut short: bad_response.
         """
         payload = self._payload(body, stream=True)
         cfg = self.config
@@ -205,7 +206,7 @@ class LocalModel:
         finished = False
         async for data in sse_data(response.aiter_lines()):
             if data.strip() == "[DONE]":
-                return
+                break
             chunk = self._parse(data)
             if not isinstance(chunk, dict):
                 raise self._error(
@@ -219,8 +220,10 @@ class LocalModel:
             finished = finished or any(isinstance(c, dict) and c.get("finish_reason")
                                        for c in choices)  # fmt: skip
             yield chunk
-        if not finished:
-            raise self._error("bad_response", "the stream ended before the answer finished")
+        if not finished:  # e.g. llama-cpp-python's server cuts a stream when another one waits
+            raise self._error(
+                "bad_response", "the stream ended before the answer finished (no finish_reason)"
+            )
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         if response.status_code < 300:

@@ -73,6 +73,8 @@ def running_local_model(
             "--model_alias", MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
             "--n_ctx", str(n_ctx), "--n_threads", str(threads),
             "--n_threads_batch", str(threads), "--verbose", "False", "--embedding", "True",
+            # by default a waiting request makes the server end the running stream early
+            "--interrupt_requests", "False",
         ]  # fmt: skip
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
