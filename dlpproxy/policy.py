@@ -17,6 +17,7 @@ from typing import Any
 
 from dlpproxy.detect.yamlfile import LINE, check_fields, load_yaml, require
 from dlpproxy.errors import DlpError, RulePackError
+from dlpproxy.localmodel.config import LocalModelConfig, parse_local_models
 from dlpproxy.types import SEVERITIES, SEVERITY_RANK, Finding
 
 ACTIONS = ("allow", "monitor", "redact", "reroute", "block")
@@ -24,9 +25,13 @@ STRENGTH = {name: rank for rank, name in enumerate(ACTIONS)}
 MODES = ("enforce", "monitor")
 TOP_FIELDS = {
     "version", "mode", "fail_closed", "max_body_bytes", "unsanctioned", "messages", "packs",
-    "thresholds", "rules", "groups", "destinations", "evidence_capture",
+    "thresholds", "rules", "groups", "destinations", "evidence_capture", "local_models", "reroute",
 }  # fmt: skip
-RULE_FIELDS = {"id", "category", "type", "detector", "min_severity", "min_score", "action", "mode"}
+RULE_FIELDS = {
+    "id", "category", "type", "detector", "min_severity", "min_score", "action", "mode", "model",
+}  # fmt: skip
+REROUTE_FIELDS = {"model", "fallback", "banner"}
+DEFAULT_BANNER = "[Answered by the company's own model: this prompt held sensitive data.]"
 DEFAULT_MESSAGE = (
     "dlpproxy blocked this prompt: it contains {categories}. "
     "Incident {incident}. Ask your security team if you think this is wrong."
@@ -52,6 +57,7 @@ class PolicyRule:
     min_severity: str = "low"
     min_score: float = 0.0
     mode: str = "enforce"
+    model: str = ""  # reroute: the local model that answers (empty: the policy's default)
 
     def matches(self, f: Finding) -> bool:
         return (
@@ -73,10 +79,25 @@ class Decision:
     message: str = ""
     would: str = ""
     reasons: tuple[str, ...] = ()
+    model: str = ""  # reroute: the local model the deciding rule names
 
     @property
     def categories(self) -> tuple[str, ...]:
         return tuple(sorted({f.category for f in self.findings}))
+
+
+@dataclass(frozen=True, slots=True)
+class RerouteSettings:
+    """Where rerouted prompts go: the default local model, the ones tried next, the banner."""
+
+    model: str = ""
+    fallback: tuple[str, ...] = ()
+    banner: str = DEFAULT_BANNER
+
+    def route(self, model: str = "") -> tuple[str, ...]:
+        """The local models to try in order for a decision naming `model` (or none)."""
+        first = model or self.model
+        return tuple(dict.fromkeys(n for n in (first, *self.fallback) if n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +114,8 @@ class Policy:
     rules: tuple[PolicyRule, ...] = ()
     groups: dict[str, tuple[PolicyRule, ...]] = field(default_factory=dict)
     destinations: tuple[tuple[str, tuple[PolicyRule, ...]], ...] = ()
+    local_models: dict[str, LocalModelConfig] = field(default_factory=dict)
+    reroute: RerouteSettings = field(default_factory=RerouteSettings)
 
     def decide(
         self, findings: tuple[Finding, ...], groups: tuple[str, ...] = (), host: str = ""
@@ -133,7 +156,7 @@ class Policy:
             return Decision(action, held[1].id if held else "", acted, "", would, reasons)
         rule = best[1]
         message = self.messages.get(rule.action, self.messages.get("block", DEFAULT_MESSAGE))
-        return Decision(rule.action, rule.id, acted, message, would, reasons)
+        return Decision(rule.action, rule.id, acted, message, would, reasons, rule.model)
 
     def _chain(self, groups: tuple[str, ...], host: str) -> list[PolicyRule]:
         chain: list[PolicyRule] = []
@@ -160,7 +183,13 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(source, exc.problem, exc.line) from None
     if data.get("version") != 1:
         raise PolicyError(source, "expected 'version: 1'", data.get(LINE))
-    return Policy(
+    models = _map(data, "local_models", source)
+    try:
+        local_models = parse_local_models({k: _without_lines(v) for k, v in models.items()})
+    except DlpError as exc:
+        line = next((v.get(LINE) for v in models.values() if isinstance(v, dict)), None)
+        raise PolicyError(source, str(exc), line) from None
+    policy = Policy(
         source=source,
         mode=_choice(data, "mode", MODES, "enforce", source),
         fail_closed=_bool(data, "fail_closed", True, source),
@@ -178,7 +207,54 @@ def load_policy(path: Path) -> Policy:
             (str(k).lower(), _rules(v or [], source))
             for k, v in _map(data, "destinations", source).items()
         ),
+        local_models=local_models,
+        reroute=_reroute(data, source, local_models),
     )
+    _check_reroute(policy)
+    return policy
+
+
+def _without_lines(value: Any) -> Any:
+    """A mapping from the YAML loader without its line-number keys (for plain parsers)."""
+    return {k: v for k, v in value.items() if k != LINE} if isinstance(value, dict) else value
+
+
+def _reroute(
+    data: dict[str, Any], source: str, models: dict[str, LocalModelConfig]
+) -> RerouteSettings:
+    raw = _map(data, "reroute", source)
+    unknown = sorted(set(raw) - REROUTE_FIELDS)
+    if unknown:
+        expected = ", ".join(sorted(REROUTE_FIELDS))
+        raise PolicyError(source, f"reroute: unknown field '{unknown[0]}' (known: {expected})")
+    fallback = raw.get("fallback") or []
+    if not isinstance(fallback, list):
+        raise PolicyError(source, "reroute.fallback must be a list of local model names")
+    settings = RerouteSettings(
+        model=str(raw.get("model") or next(iter(models), "")),
+        fallback=tuple(str(n) for n in fallback),
+        banner=str(raw.get("banner", DEFAULT_BANNER) or ""),
+    )
+    for name in (settings.model, *settings.fallback):
+        if name and name not in models:
+            raise PolicyError(source, f"reroute: no local model named '{name}' in local_models")
+    return settings
+
+
+def _check_reroute(policy: Policy) -> None:
+    """Every reroute rule must have a local model to go to, and name only known ones."""
+    everything = [*policy.rules, *(r for rs in policy.groups.values() for r in rs)]
+    everything += [r for _, rs in policy.destinations for r in rs]
+    for rule in everything:
+        if rule.model and rule.model not in policy.local_models:
+            raise PolicyError(
+                policy.source, f"rule '{rule.id}': no local model named '{rule.model}'"
+            )
+        if rule.action == "reroute" and not policy.reroute.route(rule.model):
+            raise PolicyError(
+                policy.source,
+                f"rule '{rule.id}' reroutes, but local_models is empty: add a local model",
+            )
 
 
 def _rules(raw: Any, source: str) -> tuple[PolicyRule, ...]:
@@ -212,6 +288,7 @@ def _rules(raw: Any, source: str) -> tuple[PolicyRule, ...]:
         out.append(PolicyRule(
             rid, action, str(item.get("category", "*")), _types(item.get("type", "*")),
             str(item.get("detector", "*")), severity, float(item.get("min_score", 0.0)), mode,
+            str(item.get("model", "")),
         ))  # fmt: skip
     return tuple(out)
 

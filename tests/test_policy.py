@@ -135,3 +135,68 @@ def test_broken_edit_keeps_the_old_policy_and_says_why(tmp_path: Path) -> None:
     assert holder.current().decide((AWS,)).action == "block"
     assert "kept the previous policy" in holder.error
     assert "unknown action 'explode'" in holder.error
+
+
+REROUTE_POLICY = """version: 1
+local_models:
+  company:
+    base_url: http://127.0.0.1:8000/v1
+    model: qwen-coder
+  spare:
+    base_url: http://127.0.0.1:8001/v1
+    model: llama
+reroute:
+  fallback: [spare]
+  banner: "[company model]"
+rules:
+  - id: code-to-company
+    category: source_code
+    action: reroute
+    model: spare
+  - id: secrets-to-company
+    category: secret
+    action: reroute
+"""
+
+
+def test_reroute_decision_names_the_rules_model_and_the_route_falls_back(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(REROUTE_POLICY)
+    policy = load_policy(path)
+    assert set(policy.local_models) == {"company", "spare"}
+    assert policy.local_models["company"].model == "qwen-coder"
+    code = policy.decide((CODE,))
+    assert (code.action, code.model) == ("reroute", "spare")
+    assert policy.reroute.route(code.model) == ("spare",)
+    secret = policy.decide((AWS,))
+    assert (secret.action, secret.model) == ("reroute", "")
+    assert policy.reroute.route(secret.model) == ("company", "spare")  # default is the first
+    assert policy.reroute.banner == "[company model]"
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (
+            ("    model: spare\n", "    model: nowhere\n"),
+            "rule 'code-to-company': no local model named 'nowhere'",
+        ),
+        (("  fallback: [spare]", "  fallback: [gone]"), "reroute: no local model named 'gone'"),
+        (("  banner:", "  colour:"), "reroute: unknown field 'colour'"),
+        (("    base_url: http://127.0.0.1:8001/v1\n", ""), "local_models"),
+    ],
+)
+def test_reroute_policy_errors_are_clear(
+    tmp_path: Path, edit: tuple[str, str], problem: str
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(REROUTE_POLICY.replace(*edit))
+    with pytest.raises(PolicyError, match=problem):
+        load_policy(path)
+
+
+def test_a_reroute_rule_without_local_models_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: 1\nrules:\n  - id: r\n    category: secret\n    action: reroute\n")
+    with pytest.raises(PolicyError, match="rule 'r' reroutes, but local_models is empty"):
+        load_policy(path)

@@ -20,20 +20,23 @@ from mitmproxy.proxy import server_hooks
 
 from dlpproxy.audit import AuditWriter
 from dlpproxy.enforce.placeholders import PlaceholderMap
+from dlpproxy.enforce.reroute import Reroute
 from dlpproxy.enforce.restore import SseRestorer, restore_json
 from dlpproxy.engine import Engine
 from dlpproxy.errors import DlpError
 from dlpproxy.identity import Directory, load_directory
-from dlpproxy.policy import PolicyHolder
+from dlpproxy.policy import Policy, PolicyHolder
 from dlpproxy.providers import BY_NAME, GENERIC, adapter_for
 from dlpproxy.providers.base import Request
 from dlpproxy.providers.bodies import decode_body
 from dlpproxy.providers.services import Service, is_ai_host, load_services, service_for
-from dlpproxy.proxy.inspector import Inspector, Verdict, Who
+from dlpproxy.proxy.inspector import Inspector, Verdict, Who, reroute_job, rerouted_event
+from dlpproxy.proxy.relay import Relay
 from dlpproxy.settings import Settings, default_audit_db
 
 log = logging.getLogger("dlpproxy")
 META = "dlpproxy"
+REROUTED = "dlpproxy-rerouted"
 
 
 class DlpAddon:
@@ -44,6 +47,7 @@ class DlpAddon:
         self.services: tuple[Service, ...] | None = None
         self.directory = Directory()
         self.resolve: dict[str, tuple[str, int]] = {}
+        self.relay = Relay()
 
     def load(self, loader: Any) -> None:
         rules = Settings().rules_dir
@@ -125,7 +129,36 @@ class DlpAddon:
             log.exception("inspection failed")
             reason = f"internal error: {type(exc).__name__}"
             verdict = self.inspector.refuse_raw(host, flow.request.path, policy, who, reason)
+        if verdict.decision.action == "reroute" and verdict.adapter is not None:
+            await self._reroute(flow, verdict, req, policy)
+            return
         self._apply(flow, verdict)
+
+    async def _reroute(
+        self, flow: http.HTTPFlow, verdict: Verdict, req: Request, policy: Policy
+    ) -> None:
+        """Send the flow to our in-process relay, which answers it from the local model.
+
+        mitmproxy streams only what comes from a server, so the relay is that server: the flow
+        goes to 127.0.0.1:<relay port> and the relay writes the caller-shaped (streamed) answer.
+        The audit event is written when the answer is complete, with what happened.
+        """
+        writer, event = self.writer, verdict.event
+
+        def done(job: Reroute) -> None:
+            if writer is not None:
+                writer.record(rerouted_event(job, event))
+
+        job = reroute_job(verdict, req, policy, self.relay.models_for(policy), done)
+        flow.metadata[META] = verdict
+        flow.metadata[REROUTED] = True
+        path = await self.relay.register(job)
+        flow.server_conn.via = None  # the relay is on loopback, never behind an upstream proxy
+        flow.request.scheme, flow.request.host, flow.request.port = "http", *self.relay.address
+        flow.request.path = path
+        flow.request.headers.clear()
+        flow.request.headers["host"] = f"{self.relay.address[0]}:{self.relay.address[1]}"
+        flow.request.content = b""
 
     def _apply(self, flow: http.HTTPFlow, verdict: Verdict) -> None:
         if self.writer is not None:
@@ -141,6 +174,9 @@ class DlpAddon:
         flow.request.headers["x-dlpproxy-incident"] = verdict.event.id
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.get(REROUTED) and flow.response is not None:
+            flow.response.stream = True  # the local model's tokens go out as they come
+            return
         pmap = _placeholders(flow)
         if pmap is None or flow.response is None:
             return
@@ -194,7 +230,8 @@ class DlpAddon:
         elif verdict.body is not None:
             message.content = verdict.body
 
-    def done(self) -> None:
+    async def done(self) -> None:
+        await self.relay.close()
         if self.writer is not None:
             self.writer.close()
         if self.inspector is not None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from dlpproxy.audit import AuditEvent, event_for
 from dlpproxy.enforce.placeholders import ConversationMaps, PlaceholderMap, redact
+from dlpproxy.enforce.reroute import FAILED_MESSAGE, Reroute
 from dlpproxy.engine import Engine
 from dlpproxy.errors import DlpError
+from dlpproxy.localmodel.client import LocalModels
 from dlpproxy.policy import Decision, Policy
 from dlpproxy.providers import read_with
 from dlpproxy.providers.base import Adapter, Extracted, Request, Response
@@ -32,6 +35,9 @@ class Verdict:
     answer: Response | None = None
     placeholders: PlaceholderMap | None = None
     stream: bool = False
+    # reroute: what the local model needs (the answer above is the fallback where none can go)
+    adapter: Adapter | None = None
+    extracted: Extracted | None = None
 
 
 @dataclass(slots=True)
@@ -90,8 +96,14 @@ class Inspector:
         decision: Decision, policy: Policy, who: Who, incident: str,
     ) -> Verdict:  # fmt: skip
         event = self._event(req, extracted.prompt, result, decision, policy, who, incident)
-        if decision.action in ("block", "reroute"):
-            # reroute arrives with the gateway (issue 4); until then it blocks.
+        if decision.action == "reroute":
+            # the caller (proxy relay or gateway) sends it to the local model; where it cannot
+            # (a WebSocket message), the block answer stands
+            message = _message(policy.messages.get("block", decision.message), decision, incident)
+            answer = adapter.block(req, extracted, message, incident)
+            return Verdict(decision, event, answer=answer, stream=extracted.stream,
+                           adapter=adapter, extracted=extracted)  # fmt: skip
+        if decision.action == "block":
             message = _message(decision.message, decision, incident)
             answer = adapter.block(req, extracted, message, incident)
             return Verdict(decision, event, answer=answer, stream=extracted.stream)
@@ -141,6 +153,29 @@ class Inspector:
             path=req.route, request_bytes=len(req.body),
         )  # fmt: skip
         return replace(event, id=incident)
+
+
+def reroute_job(
+    verdict: Verdict, req: Request, policy: Policy, models: LocalModels,
+    on_done: Callable[[Reroute], None] | None = None,
+) -> Reroute:  # fmt: skip
+    """The reroute of a `reroute` verdict: the local models to try, in order, and the notice."""
+    assert verdict.adapter is not None and verdict.extracted is not None
+    route = policy.reroute.route(verdict.decision.model)
+    chosen = tuple(models.get(name) for name in route if name in models.names())
+    categories = ", ".join(c.replace("_", " ") for c in verdict.decision.categories)
+    return Reroute(
+        verdict.adapter, req, verdict.extracted, chosen, verdict.event.id,
+        categories=categories or "sensitive data", banner=policy.reroute.banner,
+        failed_message=policy.messages.get("reroute_failed", FAILED_MESSAGE), on_done=on_done,
+    )  # fmt: skip
+
+
+def rerouted_event(job: Reroute, event: AuditEvent) -> AuditEvent:
+    """The audit event once the local model answered (or not): the outcome joins the reason."""
+    reason = "; ".join(r for r in (event.reason, job.outcome) if r)
+    action = "reroute" if job.answered_by else "block"
+    return replace(event, action=action, reason=reason)
 
 
 def plain_block(message: str, incident: str) -> Response:

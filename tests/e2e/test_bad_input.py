@@ -358,7 +358,8 @@ def test_changed_body_shape_on_a_known_route_is_scanned_by_the_generic_adapter(
 def test_scan_over_the_time_budget_is_refused_and_the_proxy_keeps_deciding(
     hasty_proxy: Proxy, upstream: FakeAIService
 ) -> None:
-    prose = "Please summarise the minutes of the quarterly planning meeting. " * 800
+    # phone-number candidates in every line, so presidio has work on the whole text
+    prose = "Please summarise the minutes; call 010-2345-6789 about them. " * 800
     with nothing_sent(upstream), hasty_proxy.client() as client:
         for _ in range(2):
             answer = post(client, json.dumps(chat_body(prose)).encode())

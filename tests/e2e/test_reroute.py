@@ -1,0 +1,171 @@
+"""Sovereign reroute through the real proxy, answered by a real local model server.
+
+The policy reroutes secrets to the company model (a real llama-cpp-python server with a tiny
+GGUF model, see tests/support). For every service format, streamed and not, the prompt with a
+planted AWS key never reaches the service: the local model answers, translated into the caller's
+format, the official SDKs parse it, and the audit event says `reroute`. With the local model down
+the prompt fails closed: our message in the caller's format, nothing sent upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Proxy, free_port, start_proxy
+from tests.e2e.servers import FakeAIService
+from tests.e2e.test_sdks import CASES, INCIDENT, KEY, Case, Clients, by_name, clients_for
+
+ROOT = Path(__file__).resolve().parents[2]
+BANNER = "[company model]"
+SECRET_PROMPT = f"Why does boto3 refuse my key {KEY} with secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYz9?"
+
+
+def reroute_policy(folder: Path, base_url: str, model: str) -> Path:
+    """The default policy with secrets rerouted to the local model at `base_url`."""
+    text = (ROOT / "rules" / "policy.yaml").read_text()
+    text = text.replace(
+        "  - id: block-secrets\n    category: secret\n    action: block",
+        "  - id: reroute-secrets\n    category: secret\n    action: reroute",
+    )
+    assert "reroute-secrets" in text
+    text += (
+        f"\nlocal_models:\n  company:\n    base_url: {base_url}\n    model: {model}\n"
+        "    timeout_s: 60\n    connect_timeout_s: 2\n    first_token_timeout_s: 30\n"
+        f"reroute:\n  model: company\n  banner: '{BANNER}'\n"
+    )
+    path = folder / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rerouting_proxy(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeAIService, local_model_server: Any
+) -> Iterator[Proxy]:
+    folder = tmp_path_factory.mktemp("reroute")
+    policy = reroute_policy(folder, local_model_server.base_url, local_model_server.model)
+    running = start_proxy(folder, upstream.port, ["--policy", str(policy)])
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def sdk(rerouting_proxy: Proxy) -> Iterator[Clients]:
+    yield from clients_for(rerouting_proxy)
+
+
+@by_name
+def test_secret_prompt_is_answered_by_the_local_model_in_the_callers_format(
+    case: Case, sdk: Clients, upstream: FakeAIService, rerouting_proxy: Proxy
+) -> None:
+    before = len(upstream.received)
+    answer = case.ask(sdk, SECRET_PROMPT)
+    assert answer.startswith(BANNER), answer[:200]
+    assert len(answer.strip()) > len(BANNER), "the local model's own text is missing"
+    assert len(upstream.received) == before, "the rerouted prompt reached the service"
+    events = rerouting_proxy.events("action = 'reroute'")
+    assert any("answered by local model 'company'" in e["reason"] for e in events)
+
+
+def test_rerouted_answer_carries_the_notice_header_and_is_audited(
+    rerouting_proxy: Proxy, upstream: FakeAIService
+) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
+    before = len(upstream.received)
+    with rerouting_proxy.client() as http:
+        answer = http.post("https://api.openai.com/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-dlpproxy-rerouted"] == "company"
+    incident = answer.headers["x-dlpproxy-incident"]
+    doc = answer.json()
+    assert doc["object"] == "chat.completion"
+    assert doc["choices"][0]["message"]["content"].startswith(BANNER)
+    event = rerouting_proxy.event(incident)
+    assert event["action"] == "reroute"
+    assert "secret" in event["categories"]
+    assert KEY not in str(event)
+    assert len(upstream.received) == before
+
+
+def test_chatgpt_web_conversation_is_answered_as_its_own_sse(
+    rerouting_proxy: Proxy, upstream: FakeAIService
+) -> None:
+    body = {
+        "action": "next",
+        "messages": [{"id": "m1", "author": {"role": "user"},
+                      "content": {"content_type": "text", "parts": [SECRET_PROMPT]}}],
+        "model": "auto", "parent_message_id": "client-created-root",
+    }  # fmt: skip
+    before = len(upstream.received)
+    with rerouting_proxy.client() as http:
+        answer = http.post("https://chatgpt.com/backend-api/conversation", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    assert BANNER in answer.text
+    assert answer.text.rstrip().endswith("data: [DONE]")
+    assert len(upstream.received) == before
+
+
+def test_clean_prompt_still_goes_to_the_service(
+    rerouting_proxy: Proxy, upstream: FakeAIService
+) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Name three rivers."}]}
+    before = len(upstream.received)
+    with rerouting_proxy.client() as http:
+        answer = http.post("https://api.openai.com/v1/chat/completions", json=body)
+    assert answer.status_code == 200
+    assert "x-dlpproxy-rerouted" not in answer.headers
+    assert len(upstream.received) == before + 1
+
+
+@pytest.fixture(scope="module")
+def proxy_with_dead_model(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeAIService
+) -> Iterator[Proxy]:
+    folder = tmp_path_factory.mktemp("reroute-dead")
+    policy = reroute_policy(folder, f"http://127.0.0.1:{free_port()}/v1", "nothing")
+    running = start_proxy(folder, upstream.port, ["--policy", str(policy)])
+    yield running
+    running.stop()
+
+
+DOWN_CASES = [c for c in CASES if c.name.startswith(("openai-chat", "anthropic"))]
+
+
+@pytest.mark.parametrize("case", DOWN_CASES, ids=[c.name for c in DOWN_CASES])
+def test_local_model_down_fails_closed_in_the_callers_format(
+    case: Case, proxy_with_dead_model: Proxy, upstream: FakeAIService
+) -> None:
+    before = len(upstream.received)
+    made = clients_for(proxy_with_dead_model)
+    clients = next(made)
+    try:
+        answer = case.ask(clients, SECRET_PROMPT)
+    finally:
+        made.close()
+    assert "not available right now" in answer
+    incident = INCIDENT.search(answer)
+    assert incident, answer
+    assert len(upstream.received) == before, "a prompt that could not be rerouted went out"
+    event = proxy_with_dead_model.event(incident.group(1))
+    assert event["action"] == "block"
+    assert "no local model answered" in event["reason"]
+
+
+def test_local_model_down_stream_is_a_complete_stream(
+    proxy_with_dead_model: Proxy, upstream: FakeAIService
+) -> None:
+    body = {
+        "model": "gpt-4o", "stream": True,
+        "messages": [{"role": "user", "content": SECRET_PROMPT}],
+    }  # fmt: skip
+    with proxy_with_dead_model.client() as http:
+        answer = http.post("https://api.openai.com/v1/chat/completions", json=body)
+    assert answer.status_code == 200
+    assert answer.headers["x-dlpproxy-rerouted"] == "failed"
+    assert answer.text.rstrip().endswith("data: [DONE]")
+    assert "not available right now" in answer.text
