@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ca": ("dlpproxy.cli.ca", "export the proxy's CA certificate (PEM and DER)"),
     "audit": ("dlpproxy.cli.audit", "read the audit store: tail, export (jsonl|cef), prune"),
     "train": ("dlpproxy.cli.train", "train the ONNX content classifier from labelled JSON lines"),
+    "gateway": ("dlpproxy.cli.gateway", "run the OpenAI/Anthropic-compatible local-model gateway"),
+    "tui": ("dlpproxy.cli.tui", "terminal admin console over the audit store and the policy"),
+    "index": ("dlpproxy.cli.index", "fingerprint index of the company's code and documents"),
 }
 
 

@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "ner": "dlpproxy.detect.pii:build_ner",
     "keywords": "dlpproxy.detect.keywords:build",
     "classifier": "dlpproxy.detect.classifier:build",
+    "fingerprint": "dlpproxy.detect.fingerprint:build",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -28,6 +29,7 @@ DESCRIPTIONS: dict[str, str] = {
     "ner": "person, place and organisation names (presidio on the spaCy pipeline; slower)",
     "keywords": "classification marks, code names, customer lists (rules/keywords.yaml)",
     "classifier": "source code, meeting notes, data exports (ONNX model in models/)",
+    "fingerprint": "the company's own code and documents (index built by `dlpproxy index add`)",
 }
 
 
