@@ -23,11 +23,15 @@ SHOWN_PROBLEMS = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", type=Path, metavar="FILE", help="the index (default: settings.fingerprint_db)"
-    )
+    db_help = "the index (default: settings.fingerprint_db, DLPPROXY_FINGERPRINT_DB)"
+    parser.add_argument("--db", type=Path, metavar="FILE", help=db_help)
+    # --db also after the action; SUPPRESS keeps a value given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=db_help)
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = sub.add_parser("add", help="index folders, git repositories or files under a label")
+    add = sub.add_parser(
+        "add", parents=[common], help="index folders, git repositories or files under a label"
+    )
     add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     add.add_argument("--label", required=True, help="name for this set (a repository, a team)")
     add.add_argument(
@@ -37,9 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-file-mb", type=float, metavar="N", help="skip files larger than this (default 8)"
     )
     add.add_argument("-v", "--verbose", action="store_true", help="list every skipped file")
-    sub.add_parser("list", help="labels with their roots, files and fingerprints")
-    sub.add_parser("stats", help="totals: files, lines, fingerprints, store size")
-    remove = sub.add_parser("remove", help="forget a label and its fingerprints")
+    sub.add_parser("list", parents=[common], help="labels with their roots, files, fingerprints")
+    sub.add_parser("stats", parents=[common], help="totals: files, lines, fingerprints, size")
+    remove = sub.add_parser("remove", parents=[common], help="forget a label and its fingerprints")
     remove.add_argument("label")
 
 

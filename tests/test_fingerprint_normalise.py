@@ -1,0 +1,138 @@
+"""Normalisation and winnowing: what survives reformatting and renaming, and the guarantee."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from dlpproxy.fingerprint.normalise import Tokens, code_tokens, notes_text, prose_tokens
+from dlpproxy.fingerprint.winnow import (
+    CODE,
+    PROSE,
+    SKIPPED,
+    Channel,
+    fingerprints,
+    kgram_hashes,
+    winnow,
+)
+
+
+def same_stream(a: Tokens, b: Tokens) -> bool:
+    return np.array_equal(a.values, b.values) and np.array_equal(a.dists, b.dists)
+
+
+def test_comments_are_dropped_in_every_common_syntax():
+    plain = code_tokens("x = 1\ny = 2\n")
+    commented = code_tokens("x = 1  # note\n/* block\ncomment */ y = 2 // trailing\n")
+    assert same_stream(plain, commented)
+
+
+def test_comments_and_docstrings_become_notes_without_licence_headers():
+    notes: list[str] = []
+    code_tokens(
+        "# Copyright 2024 Example Corp. Licensed under the Apache License.\n"
+        'def f():\n    """Reconcile the ledger against the statement, line by line."""\n'
+        "    return 1  # the remainder is carried\n",
+        notes,
+    )
+    text = notes_text(notes)
+    assert "Reconcile the ledger" in text
+    assert "remainder is carried" in text
+    assert "Copyright" not in text
+
+
+def test_identifiers_are_classes_but_their_repetitions_are_kept():
+    a = code_tokens("total = price * qty + price")
+    b = code_tokens("s = p * q + p")
+    c = code_tokens("s = p * q + q")
+    assert same_stream(a, b)
+    assert not same_stream(a, c)  # which name repeats is structure, not a name
+    assert not np.array_equal(a.lexical, b.lexical)  # as written they differ
+
+
+def test_literals_are_classes_and_quote_style_is_formatting():
+    a = code_tokens("x = 'abc' + 42")
+    b = code_tokens('x = "zz" + 7')
+    assert same_stream(a, b)
+    assert np.array_equal(code_tokens("x = 'abc'").lexical, code_tokens('x = "abc"').lexical)
+
+
+def test_whitespace_and_line_breaks_do_not_matter():
+    assert same_stream(code_tokens("f(a,b)[0]"), code_tokens("f (\n    a ,\n\tb\n) [ 0 ]"))
+
+
+def test_keywords_and_operators_stay_themselves():
+    assert not same_stream(code_tokens("if x: return y"), code_tokens("while x: return y"))
+    assert not same_stream(code_tokens("a = b + c"), code_tokens("a = b - c"))
+
+
+def test_import_lines_are_dropped_as_boilerplate():
+    body = "def f(a):\n    return a + 1\n"
+    imports = "import os\nfrom typing import (\n    Any,\n    Callable,\n)\n"
+    assert same_stream(code_tokens(body), code_tokens(imports + body))
+
+
+def test_token_spans_point_into_the_text():
+    text = "total = price"
+    tokens = code_tokens(text)
+    assert [text[s:e] for s, e in zip(tokens.starts, tokens.ends, strict=True)] == [
+        "total",
+        "=",
+        "price",
+    ]
+
+
+def test_prose_ignores_case_punctuation_and_numbers():
+    a = prose_tokens("The budget for 2024 is final.")
+    b = prose_tokens("the  BUDGET, for 2025 -- is final")
+    assert np.array_equal(a.values, b.values)
+    assert not np.array_equal(a.values, prose_tokens("the budget for 2024 was final").values)
+
+
+def test_renamed_code_gets_the_same_keys_and_other_tags():
+    a = code_tokens("def area(w, h):\n    r = w * h\n    if r > 10:\n        return r - w\n")
+    b = code_tokens("def size(x, y):\n    z = x * y\n    if z > 10:\n        return z - x\n")
+    keys_a, written_a = kgram_hashes(a, CODE)
+    keys_b, written_b = kgram_hashes(b, CODE)
+    assert np.array_equal(keys_a, keys_b)
+    assert not np.array_equal(written_a, written_b)
+
+
+def test_repetitive_kgrams_are_skipped():
+    table = code_tokens("x = [" + ", ".join(["1"] * 40) + "]")
+    keys, _ = kgram_hashes(table, CODE)
+    assert np.all(keys[5:-5] == SKIPPED)
+    assert len(fingerprints(table, CODE)[0]) <= 2
+
+
+def _words(rng: random.Random, n: int) -> list[str]:
+    return [f"w{rng.randrange(5000)}" for _ in range(n)]
+
+
+@pytest.mark.parametrize("channel", [PROSE, Channel("small", k=3, w=4, min_matches=2, min_exact=2)])
+def test_winnowing_guarantee_shared_runs_share_a_fingerprint(channel):
+    rng = random.Random(11)
+    run = channel.w + channel.k - 1
+    for _ in range(200):
+        shared = _words(rng, run)
+        a = _words(rng, rng.randrange(0, 60)) + shared + _words(rng, rng.randrange(0, 60))
+        b = _words(rng, rng.randrange(0, 60)) + shared + _words(rng, rng.randrange(0, 60))
+        fa = set(fingerprints(prose_tokens(" ".join(a)), channel)[0].tolist())
+        fb = set(fingerprints(prose_tokens(" ".join(b)), channel)[0].tolist())
+        assert fa & fb
+
+
+def test_winnowing_keeps_about_two_in_w_plus_one():
+    rng = np.random.default_rng(5)
+    hashes = rng.integers(0, 2**63, size=100_000, dtype=np.uint64)
+    picked = winnow(hashes, 16)
+    assert 2 / 17 * 0.9 < len(picked) / len(hashes) < 2 / 17 * 1.1
+    # every window of w hashes holds a picked position
+    assert np.max(np.diff(picked)) <= 16
+
+
+def test_a_text_shorter_than_a_window_still_gets_one_fingerprint():
+    assert len(winnow(np.array([5, 3, 9], dtype=np.uint64), 16)) == 1
+    assert len(winnow(np.zeros(0, dtype=np.uint64), 16)) == 0
