@@ -177,6 +177,10 @@ class ScriptedHandler(BaseHTTPRequestHandler):
     def scenario_empty(self) -> None:
         self.stream(sse("[DONE]"))
 
+    def scenario_split_data(self) -> None:  # one event's JSON over two data: lines
+        first, second = json.dumps(chunk("a", "stop")).split(", ", 1)
+        self.stream(f"data: {first},\ndata: {second}\n\ndata: [DONE]\n\n".encode())
+
     def scenario_done_early(self) -> None:
         self.stream(sse(chunk("one"), "[DONE]"))
 
@@ -228,6 +232,14 @@ def test_chat_is_deterministic_at_temperature_zero(local_model_server: LocalMode
     answers = [run(once(model(local_model_server.base_url), "chat", QUESTION)) for _ in range(2)]
     texts = [a["choices"][0]["message"]["content"] for a in answers]
     assert texts[0] == texts[1]
+
+
+def test_one_client_serves_successive_event_loops(local_model_server: LocalModelServer) -> None:
+    local = model(local_model_server.base_url)  # never closed between the runs, on purpose
+    first = run(local.chat(QUESTION))
+    second = run(local.chat(QUESTION))
+    assert first["choices"][0]["message"] == second["choices"][0]["message"]
+    assert local.breaker.failures == 0
 
 
 def test_stream_yields_chunks_that_add_up_to_the_answer(
@@ -365,6 +377,11 @@ def test_broken_streams_raise_after_the_chunks_that_came(
 def test_stream_skips_comments_and_event_names(scripted: Scripted) -> None:
     pinged = run(collect(model(scripted.url("ping")), QUESTION))
     assert [c["choices"][0]["delta"]["content"] for c in pinged] == ["a", "b"]
+
+
+def test_stream_joins_the_data_lines_of_one_event(scripted: Scripted) -> None:
+    chunks = run(collect(model(scripted.url("split-data")), QUESTION))
+    assert chunks == [chunk("a", "stop")]
 
 
 def test_a_finished_stream_may_end_without_done(scripted: Scripted) -> None:
