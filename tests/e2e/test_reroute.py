@@ -9,6 +9,7 @@ the prompt fails closed: our message in the caller's format, nothing sent upstre
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from tests.e2e.conftest import Proxy, free_port, start_proxy
 from tests.e2e.servers import FakeAIService
 from tests.e2e.test_sdks import CASES, INCIDENT, KEY, Case, Clients, by_name, clients_for
+from tests.e2e.test_web_and_auth import ask_azure, ask_claude
 
 ROOT = Path(__file__).resolve().parents[2]
 BANNER = "[company model]"
@@ -107,6 +109,29 @@ def test_chatgpt_web_conversation_is_answered_as_its_own_sse(
     assert answer.headers["content-type"].startswith("text/event-stream")
     assert BANNER in answer.text
     assert answer.text.rstrip().endswith("data: [DONE]")
+    assert len(upstream.received) == before
+
+
+def test_claude_web_is_answered_in_its_own_format_and_azure_keeps_its_destination_rule(
+    rerouting_proxy: Proxy, upstream: FakeAIService
+) -> None:
+    before = len(upstream.received)
+    with rerouting_proxy.client() as http:
+        claude = ask_claude(http, SECRET_PROMPT)
+        azure = ask_azure(http, SECRET_PROMPT)
+    assert claude.status_code == 200, claude.text
+    assert claude.headers["content-type"].startswith("text/event-stream")
+    completions = [
+        json.loads(line[6:])["completion"]
+        for line in claude.text.splitlines()
+        if line.startswith("data: ") and '"completion"' in line
+    ]
+    assert "".join(completions).startswith(BANNER)
+    # the shipped policy's destination rule for the company's Azure tenant blocks secrets, and
+    # destination rules come before the global reroute rule
+    assert azure.status_code == 200, azure.text
+    assert azure.json()["choices"][0]["message"]["content"].startswith("dlpproxy blocked")
+    assert "x-dlpproxy-rerouted" not in azure.headers
     assert len(upstream.received) == before
 
 
