@@ -1,0 +1,71 @@
+"""Building the gateway from its files and serving it on a socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from dlpproxy.audit import AuditWriter
+from dlpproxy.engine import Engine
+from dlpproxy.gateway.app import Gateway
+from dlpproxy.gateway.config import load_gateway_config
+from dlpproxy.httpserver import HttpServer
+from dlpproxy.policy import PolicyHolder
+from dlpproxy.proxy.inspector import Inspector
+from dlpproxy.settings import Settings
+
+# Bodies up to this size are read so that an oversized one gets a refusal in the caller's format
+# (the policy's max_body_bytes decides); larger ones are cut off by the HTTP server itself.
+READ_LIMIT = 32 * 1024 * 1024
+
+
+def build_gateway(
+    config: Path, policy: Path, audit_db: Path | None, detectors: str = "",
+    settings: Settings | None = None,
+) -> Gateway:  # fmt: skip
+    """The gateway for these files; DlpError names the file and problem when one is wrong."""
+    settings = settings or Settings()
+    if detectors:
+        settings = settings.with_detectors(tuple(d.strip() for d in detectors.split(",")))
+    gateway_config = load_gateway_config(config)
+    holder = PolicyHolder(policy)
+    writer = AuditWriter(audit_db) if audit_db is not None else None
+    salt = audit_salt(audit_db) if audit_db is not None else b""
+    return Gateway(gateway_config, holder, Inspector(Engine(settings), salt), writer)
+
+
+def audit_salt(db: Path) -> bytes:
+    """The installation's salt beside the audit store, shared with the proxy (same file)."""
+    from dlpproxy.proxy.addon import _salt  # the proxy keeps it; one salt per audit store
+
+    return _salt(db)
+
+
+async def serve(
+    gateway: Gateway, host: str, port: int, ready: Callable[[HttpServer], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:  # fmt: skip
+    """Serve until `stop` is set (or SIGINT/SIGTERM when run from the command line)."""
+    limit = max(READ_LIMIT, gateway.policy.current().max_body_bytes + 1024 * 1024)
+    server = HttpServer(gateway.handle, host, port, max_body_bytes=limit)
+    await server.start()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready(server)
+    try:
+        await stop.wait()
+    finally:
+        # Python 3.12's Server.wait_closed() waits for every open connection, and apps keep
+        # theirs alive: end them first, or shutdown waits for the idle timeout.
+        for task in list(server._tasks):
+            task.cancel()
+        await server.close()
+        await gateway.aclose()
+        gateway.inspector.engine.close()
