@@ -8,6 +8,7 @@ from pathlib import Path
 from dlpproxy.identity import load_directory
 from dlpproxy.policy import load_policy
 from dlpproxy.providers import default_services
+from dlpproxy.types import Finding
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,3 +28,14 @@ def test_example_users_file_loads() -> None:
 
 def test_shipped_policy_loads() -> None:
     assert load_policy(ROOT / "rules" / "policy.yaml").fail_closed
+
+
+def test_sovereign_example_policy_loads_and_reroutes_code_to_the_coder_model() -> None:
+    policy = load_policy(ROOT / "examples" / "policy-sovereign.yaml")
+    assert set(policy.local_models) == {"coder", "general"}
+    assert policy.local_models["coder"].base_url == "http://gpu01.corp.example:8000/v1"
+    code = Finding(0, 10, "source_code", "source_code", "classifier", 0.95)
+    decision = policy.decide((code,))
+    assert (decision.action, decision.model) == ("reroute", "coder")
+    assert policy.reroute.route(decision.model) == ("coder",)
+    assert policy.reroute.route("") == ("general", "coder")
