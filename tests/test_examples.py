@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from dlpproxy.identity import load_directory
-from dlpproxy.policy import load_policy
+from dlpproxy.policy import PolicyError, load_policy
 from dlpproxy.providers import default_services
 from dlpproxy.types import Finding
 
@@ -30,7 +32,10 @@ def test_shipped_policy_loads() -> None:
     assert load_policy(ROOT / "rules" / "policy.yaml").fail_closed
 
 
-def test_sovereign_example_policy_loads_and_reroutes_code_to_the_coder_model() -> None:
+def test_sovereign_example_policy_loads_and_reroutes_code_to_the_coder_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VLLM_API_KEY", "token-from-the-environment")
     policy = load_policy(ROOT / "examples" / "policy-sovereign.yaml")
     assert set(policy.local_models) == {"coder", "general"}
     assert policy.local_models["coder"].base_url == "http://gpu01.corp.example:8000/v1"
@@ -39,3 +44,7 @@ def test_sovereign_example_policy_loads_and_reroutes_code_to_the_coder_model() -
     assert (decision.action, decision.model) == ("reroute", "coder")
     assert policy.reroute.route(decision.model) == ("coder",)
     assert policy.reroute.route("") == ("general", "coder")
+    assert policy.local_models["coder"].api_key == "token-from-the-environment"
+    monkeypatch.delenv("VLLM_API_KEY")
+    with pytest.raises(PolicyError, match="VLLM_API_KEY"):
+        load_policy(ROOT / "examples" / "policy-sovereign.yaml")
