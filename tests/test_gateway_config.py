@@ -56,7 +56,9 @@ def test_new_key_prints_the_key_once_and_a_line_with_only_its_hash(
 
 def test_new_key_refuses_an_odd_app_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gateway", "--new-key", "billing bot"]) == 2
-    assert "app name 'billing bot'" in capsys.readouterr().err
+    assert "app or group name 'billing bot'" in capsys.readouterr().err
+    assert main(["gateway", "--new-key", "bot", "--groups", "a,{b}"]) == 2
+    assert "name '{b}'" in capsys.readouterr().err
 
 
 BAD_CONFIGS = {

@@ -13,7 +13,7 @@ Example::
         base_url: https://api.anthropic.com/v1
         api_key_env: ANTHROPIC_API_KEY
     keys:                            # only sha256 hashes; `dlpproxy gateway --new-key APP` mints
-      - {app: billing-bot, groups: [finance], sha256: 5e8f...}
+      - {app: billing-bot, groups: [finance], sha256: "5e8f..."}
 """
 
 from __future__ import annotations
@@ -87,11 +87,13 @@ def key_hash(key: str) -> str:
 
 def new_key(app: str, groups: tuple[str, ...] = ()) -> tuple[str, str]:
     """A fresh gateway key and the `keys:` line for gateway.yaml holding only its hash."""
-    if not app or not re.fullmatch(r"[\w.@-]+", app):
-        raise GatewayConfigError("--new-key", f"app name '{app}' must be letters, digits, ._@-")
+    for name in (app, *groups):
+        if not re.fullmatch(r"[\w.@-]+", name):
+            problem = f"app or group name '{name}' must be letters, digits, ._@-"
+            raise GatewayConfigError("--new-key", problem)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     listed = ", ".join(groups)
-    return key, f"  - {{app: {app}, groups: [{listed}], sha256: {key_hash(key)}}}"
+    return key, f'  - {{app: {app}, groups: [{listed}], sha256: "{key_hash(key)}"}}'
 
 
 def load_gateway_config(path: Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -158,11 +160,11 @@ def _key(raw: Any, source: str) -> tuple[str, AppKey]:
         check_fields(raw, KEY_FIELDS, source, None)
     except RulePackError as exc:
         raise GatewayConfigError(source, f"keys: {exc.problem}", line) from None
-    app, digest, groups = str(raw.get("app") or ""), str(raw.get("sha256") or ""), raw.get("groups")
+    app, digest, groups = str(raw.get("app") or ""), raw.get("sha256"), raw.get("groups")
     if not app:
         raise GatewayConfigError(source, "keys: missing 'app'", line)
-    if not _HEX64.fullmatch(digest.lower()):
-        problem = f"keys: '{app}': sha256 must be 64 hex digits (the hash, never the key)"
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest.lower()):
+        problem = f"keys: '{app}': sha256 must be 64 hex digits in quotes (the hash, never the key)"
         raise GatewayConfigError(source, problem, line)
     if groups is not None and not isinstance(groups, list):
         raise GatewayConfigError(source, f"keys: '{app}': groups must be a list", line)
