@@ -157,3 +157,18 @@ def test_concurrent_streams_each_run_to_their_end(local_model_server: LocalModel
             return await asyncio.gather(*(one(c, f"question number {i}") for i in range(6)))
 
     assert asyncio.run(many()) == ["stop"] * 6
+
+
+def test_a_forced_tool_call_gives_arguments_that_parse_as_json(
+    local_model_server: LocalModelServer,
+) -> None:
+    params = {"type": "object", "required": ["city", "days"],
+              "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}  # fmt: skip
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": params}}]
+    choice = {"type": "function", "function": {"name": "get_weather"}}
+    doc = ask(local_model_server, "Weather in Seoul?", tools=tools, tool_choice=choice)
+    call = doc["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert doc["choices"][0]["finish_reason"] == "tool_calls"
+    assert call["name"] == "get_weather"
+    arguments = json.loads(call["arguments"])
+    assert isinstance(arguments["city"], str) and isinstance(arguments["days"], int)

@@ -4,6 +4,8 @@ The weights are built, not trained: every answer word has one designed successor
 decoding walks a sentence of plain English words to its full stop and then to end-of-sequence.
 Attention with random weights (fixed seed) decides where in the sentence list an answer starts,
 so different prompts get different answers while the same prompt always gets the same one.
+Where a grammar forbids end-of-sequence (a forced tool call), '"' follows "." instead, so the
+JSON arguments close and parse.
 
     python tests/support/tiny_gguf.py OUT.gguf
 """
@@ -126,6 +128,11 @@ def weights(tokens: list[str], nxt: dict[int, int]) -> dict[str, np.ndarray]:
         output[i, 1:] = 0.3 * rng.standard_normal(d - 1) / np.sqrt(d - 1)
     for a, b in nxt.items():
         output[b, 1:] += 4.0 * direction[a]
+    # where end-of-sequence is not allowed (inside a JSON string forced by a grammar, as for a
+    # tool call), '"' comes second after ".", so the string closes and the JSON can end
+    quote = tokens.index('"')
+    output[quote, 0] = 0.0
+    output[quote, 1:] = 2.0 * direction[full_stop]
     tensors: dict[str, np.ndarray] = {"token_embd.weight": embd}
     for layer in range(N_LAYER):
         p = f"blk.{layer}."
