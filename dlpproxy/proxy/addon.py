@@ -8,6 +8,7 @@ mitmproxy: every failure is a decision and an audit event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -37,6 +38,7 @@ from dlpproxy.settings import Settings, default_audit_db
 log = logging.getLogger("dlpproxy")
 META = "dlpproxy"
 REROUTED = "dlpproxy-rerouted"
+HEALTH_EVERY_S = 10.0  # local model health probes, for the heartbeat
 
 
 class DlpAddon:
@@ -48,6 +50,7 @@ class DlpAddon:
         self.directory = Directory()
         self.resolve: dict[str, tuple[str, int]] = {}
         self.relay = Relay()
+        self._watcher: asyncio.Task[None] | None = None
 
     def load(self, loader: Any) -> None:
         rules = Settings().rules_dir
@@ -93,7 +96,38 @@ class DlpAddon:
             Path(opts.dlp_audit_db), retention_days=float(opts.dlp_retention_days)
         )
         self.inspector = Inspector(Engine(settings), salt)
+        self.writer.status = self._status()
         log.info("dlpproxy ready: detectors %s", ",".join(self.inspector.engine.names))
+
+    def running(self) -> None:
+        """The proxy is up: watch the local models' health for the heartbeat (TUI status)."""
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            if self.policy is not None and self.writer is not None:
+                models = self.relay.models_for(self.policy.current())
+                try:
+                    await models.check()
+                except Exception:  # a health probe never takes the proxy down
+                    log.exception("local model health check failed")
+                self.writer.status = self._status()
+            await asyncio.sleep(HEALTH_EVERY_S)
+
+    def _status(self) -> dict[str, Any]:
+        """What the heartbeat row says about this proxy: detectors, classifier device, models."""
+        engine = self.inspector.engine if self.inspector else None
+        device = next(
+            (getattr(d, "device", "") for d in (engine.detectors if engine else ())
+             if d.name == "classifier"), "",
+        )  # fmt: skip
+        return {
+            "detectors": list(engine.names) if engine else [],
+            "classifier_device": device,
+            "local_models": self.relay.models.status(),
+            "policy_error": self.policy.error if self.policy else "",
+        }
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         host = data.client_hello.sni or ""
@@ -231,6 +265,8 @@ class DlpAddon:
             message.content = verdict.body
 
     async def done(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
         await self.relay.close()
         if self.writer is not None:
             self.writer.close()

@@ -10,6 +10,8 @@ the prompt fails closed: our message in the caller's format, nothing sent upstre
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +196,30 @@ def test_local_model_down_stream_is_a_complete_stream(
     assert answer.headers["x-dlpproxy-rerouted"] == "failed"
     assert answer.text.rstrip().endswith("data: [DONE]")
     assert "not available right now" in answer.text
+
+
+def heartbeat_models(proxy: Proxy, wait_s: float = 30.0) -> dict[str, str]:
+    """The local model states of the proxy's latest heartbeat, once it reports them."""
+    deadline = time.monotonic() + wait_s
+    models: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        db = sqlite3.connect(f"file:{proxy.audit_db}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = db.execute("SELECT status FROM heartbeat").fetchall()
+        except sqlite3.OperationalError:
+            rows = []
+        finally:
+            db.close()
+        models = json.loads(rows[-1][0]).get("local_models", {}) if rows else {}
+        if models and not any(v.startswith("unknown") for v in models.values()):
+            return models
+        time.sleep(0.5)
+    return models
+
+
+def test_heartbeat_reports_local_model_health(
+    rerouting_proxy: Proxy, proxy_with_dead_model: Proxy
+) -> None:
+    assert heartbeat_models(rerouting_proxy) == {"company": "ok"}
+    dead = heartbeat_models(proxy_with_dead_model)
+    assert dead["company"].startswith(("down", "circuit")), dead
