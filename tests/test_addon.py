@@ -31,7 +31,7 @@ def run(tmp_path: Path, body: Any) -> Any:
             try:
                 return await body(addon)
             finally:
-                addon.done()
+                await addon.done()
 
     return asyncio.run(main())
 
