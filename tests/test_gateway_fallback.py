@@ -45,7 +45,8 @@ def flaky(
     tmp_path_factory: pytest.TempPathFactory, provider: Provider, local_model_server: Any
 ) -> Iterator[RunningGateway]:
     local, folder = local_model_server, tmp_path_factory.mktemp("flaky")
-    running = start_gateway(folder, provider.base_url, local.base_url, local.model, fallback=True)
+    running = start_gateway(folder, provider.base_url, local.base_url, local.model, fallback=True,
+                            timeout_s=1.0)  # fmt: skip
     yield running
     running.stop()
     provider.mode = "ok"
@@ -92,3 +93,15 @@ def test_provider_over_quota_or_failing_is_answered_locally(
     assert len(provider.since(before)) == 1  # the clean prompt was offered to the provider first
     rows = flaky.events(f"reason LIKE '%answered HTTP {status}%'")
     assert rows and rows[-1]["action"] == "reroute"
+
+
+def test_provider_too_slow_is_answered_locally(flaky: RunningGateway, provider: Provider) -> None:
+    provider.mode = "stall"
+    claude = flaky.anthropic()
+    answer = claude.messages.with_raw_response.create(
+        model="claude-sonnet-4-6", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert answer.headers["x-dlpproxy-rerouted"] == "company"
+    assert answer.parse().content[0].type == "text"
+    event = flaky.event(answer.headers["x-dlpproxy-incident"])
+    assert "fallback: provider anthropic did not answer in time" in event["reason"]

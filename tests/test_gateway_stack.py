@@ -5,7 +5,7 @@ policy and gateway.yaml writers.
 formats of tests/e2e/servers.py: it echoes `You said: <last user text>`, streams in 5-character
 pieces with chunked transfer encoding) and keeping every request it gets in `received`, so a test
 can prove that a prompt never reached it. `mode` makes it fail: `429`, `503`, `drop` (hangs up
-without an answer), `cut` (a stream
+without an answer), `stall` (answers after STALL_S), `cut` (a stream
 that stops midway without its end), `slow` (one event every 0.2 s; `gone` is set when the
 gateway hangs up). The gateway runs on its own asyncio loop in a thread, as `dlpproxy gateway`
 runs it (`build_gateway` + `serve`).
@@ -41,6 +41,7 @@ SECRET_PROMPT = f"Why does boto3 refuse my key {KEY} with secret wJalrXUtnFEMI/K
 CLEAN_PROMPT = "Name three rivers in Korea."
 EMAIL = "minji.kang@hanbit-semicon.co.kr"
 EMBEDDING = [0.25, -0.5, 0.125]
+STALL_S = 2.5
 OPENAI_MODELS = ("gpt-4o-mini", "gpt-4.1", "text-embedding-3-small")
 ANTHROPIC_MODELS = ("claude-sonnet-4-6",)
 
@@ -74,6 +75,13 @@ class _ProviderHandler(_Handler):
     server: Provider
 
     def do_POST(self) -> None:
+        try:
+            self._answer()
+        except (BrokenPipeError, ConnectionResetError):  # the gateway hung up: expected in tests
+            self.server.gone.set()
+            self.close_connection = True
+
+    def _answer(self) -> None:
         raw = self._body()
         mode = self.server.mode
         if self.path.endswith("/embeddings"):
@@ -85,6 +93,8 @@ class _ProviderHandler(_Handler):
             self._send(200, "application/json", json.dumps(doc).encode())
             return
         reply = self.server.answer(self.path, dict(self.headers), raw, "1.1")
+        if mode == "stall":  # answer only after the gateway has given up waiting
+            time.sleep(STALL_S)
         if mode == "drop":  # hang up without an answer, as a crashed provider does
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -104,16 +114,13 @@ class _ProviderHandler(_Handler):
         events = reply.chunks[:3] if mode == "cut" else reply.chunks
         if mode == "slow":
             events = [*events[:1], *(events[1:2] * 60), *events[2:]]
-        try:
-            for event in events:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
-                self.wfile.flush()
-                if mode == "slow":
-                    time.sleep(0.2)
-            if mode != "cut":
-                self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            self.server.gone.set()
+        for event in events:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+            self.wfile.flush()
+            if mode == "slow":
+                time.sleep(0.2)
+        if mode != "cut":
+            self.wfile.write(b"0\r\n\r\n")
         self.close_connection = True
 
 
@@ -134,7 +141,7 @@ def write_policy(folder: Path, local_base_url: str, local_model: str, **extra: A
 
 
 def write_config(
-    folder: Path, provider_base_url: str, fallback: bool = False, models: bool = True
+    folder: Path, provider_base_url: str, fallback: bool = False, timeout_s: float = 30.0
 ) -> tuple[Path, str]:
     """gateway.yaml for both providers at `provider_base_url`, and one app key (returned)."""
     key, line = new_key("billing-bot", ("finance",))
@@ -142,8 +149,8 @@ def write_config(
     for name, offered in (("openai", OPENAI_MODELS), ("anthropic", ANTHROPIC_MODELS)):
         text += (
             f"  {name}:\n    base_url: {provider_base_url}\n    api_key_env: {PROVIDER_KEY_ENV}\n"
-            f"    models: [{', '.join(offered) if models else ''}]\n"
-            "    timeout_s: 30\n    connect_timeout_s: 2\n"
+            f"    models: [{', '.join(offered)}]\n"
+            f"    timeout_s: {timeout_s}\n    connect_timeout_s: 2\n"
         )
     path = folder / "gateway.yaml"
     path.write_text(f"{text}keys:\n{line}\n")
@@ -152,10 +159,10 @@ def write_config(
 
 def start_gateway(
     folder: Path, provider_url: str, local_url: str, local_model: str = "tiny",
-    fallback: bool = False, detectors: str = "secrets", **policy: Any,
+    fallback: bool = False, detectors: str = "secrets", timeout_s: float = 30.0, **policy: Any,
 ) -> RunningGateway:  # fmt: skip
     """A gateway in front of `provider_url` whose policy reroutes secrets to `local_url`."""
-    config, key = write_config(folder, provider_url, fallback)
+    config, key = write_config(folder, provider_url, fallback, timeout_s)
     return RunningGateway(folder, config, write_policy(folder, local_url, local_model, **policy),
                           key, detectors)  # fmt: skip
 
