@@ -56,10 +56,10 @@ def test_rule_mode_missing_from_the_file_is_inserted_under_the_rule(policy: Path
 def test_threshold_edit_and_next_action(policy: Path) -> None:
     pf = PolicyFile(policy)
     pf.set(("thresholds", "classifier", "meeting_notes"), check_threshold("0.55"))
-    pf.set(("rules", 2, "action"), next_value(setting(pf, "rules.2.action")))
+    pf.set(("rules", 4, "action"), next_value(setting(pf, "rules.4.action")))
     loaded = load_policy(policy)
     assert loaded.thresholds["classifier"]["meeting_notes"] == 0.55
-    assert loaded.rules[2].action == "reroute"  # redact -> reroute in ACTIONS order
+    assert loaded.rules[4].action == "redact"  # monitor -> redact in ACTIONS order
 
 
 @pytest.mark.parametrize("text", ["high", "1.5", "-0.1"])

@@ -23,18 +23,20 @@ from dlpproxy.tui.queries import AuditReader
 from dlpproxy.tui.status import StatusScreen
 
 HELP = """\
-[b]dlpproxy tui[/b] — keyboard first; the mouse works too.
+[b]dlpproxy tui[/b]: keyboard first, the mouse works too.
 
-[b]Anywhere[/b]     l Live   d Dashboard   p Policy   s Status   ? this help   q quit
-[b]Live[/b]         / filter (user:NAME category:C action:A service:S, other words are
-             searched)  Enter open  space pause  g newest  G last row  u this user  c clear
-[b]Incident[/b]     c copy id   r reviewed   f false positive   x unmark   Esc back
-[b]Dashboard[/b]    w time window (1 h, 24 h, 7 d, 30 d)   r refresh
-[b]Policy[/b]       space toggle mode / next action   e edit threshold   R reload file
-             Each change is validated and written at once; the proxy reloads it.
-[b]Status[/b]       r refresh
+[b]Anywhere[/b]   l Live  d Dashboard  p Policy  s Status  ? help  q quit
+[b]Live[/b]       / filter: user:NAME category:C action:A service:S, or words
+           to search · Enter open · space pause · g newest · G last row
+           u this user only · c clear the filter · Esc leave the filter
+[b]Incident[/b]   c copy id · r reviewed · f false positive · x unmark · Esc back
+[b]Dashboard[/b]  w time window (1 h, 24 h, 7 d, 30 d) · r refresh
+[b]Policy[/b]     space toggle mode / next action · e edit threshold · R reload
+           Each change is validated and written at once; the proxy
+           reloads the file by itself.
+[b]Status[/b]     r refresh
 
-Press Esc or ? to close."""
+Esc or ? closes this help."""
 
 
 class HelpScreen(ModalScreen[None]):
@@ -43,7 +45,7 @@ class HelpScreen(ModalScreen[None]):
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen VerticalScroll { width: 86; max-width: 100%; height: auto; max-height: 100%;
+    HelpScreen VerticalScroll { width: 78; max-width: 100%; height: auto; max-height: 100%;
                                 border: round $primary; background: $surface; padding: 0 1; }
     """
 

@@ -27,7 +27,7 @@ class SeriesRow(Horizontal):
 
     DEFAULT_CSS = """
     SeriesRow { height: 1; }
-    SeriesRow .name { width: 12; }
+    SeriesRow .name { width: 13; }
     SeriesRow Sparkline { width: 1fr; }
     SeriesRow .count { width: 8; text-align: right; }
     """
@@ -43,7 +43,7 @@ class SeriesRow(Horizontal):
 
     def show(self, name: str, series: list[int]) -> None:
         self.display = bool(name)
-        self.query_one(".name", Label).update(Text(name, style=self.style_name))
+        self.query_one(".name", Label).update(Text(name[:12], style=self.style_name))
         self.query_one(Sparkline).data = series if any(series) else []
         self.query_one(".count", Label).update(f"{sum(series):,}")
 
@@ -83,7 +83,7 @@ class DashboardScreen(ConsoleScreen):
             with Horizontal(classes="columns"):
                 for slot, heading in (("users", "top users (incidents)"),
                                       ("services", "top services (events)"),
-                                      ("marks", "false pos./reviewed per rule")):  # fmt: skip
+                                      ("marks", "false pos./reviewed")):  # fmt: skip
                     with Vertical(classes="column"):
                         yield Label(heading, classes="heading")
                         yield Static("", id=slot, classes="list")
@@ -114,8 +114,9 @@ class DashboardScreen(ConsoleScreen):
         self.query_one("#totals", Static).update(Text.assemble(
             ("last ", "dim"), (label, "bold"), f" · {d.total:,} events · ",
             ("block rate ", "dim"), (f"{d.block_rate:.1%}", "bold red"),
-            ("  scan p50 ", "dim"), f"{d.p50_ms:.1f} ms", (" p99 ", "dim"), f"{d.p99_ms:.1f} ms",
-            (f" (newest {d.latency_sample:,})", "dim"), "\n", per or "no events in this window",
+            (" · scan p50 ", "dim"), f"{d.p50_ms:.1f} ms", (" p99 ", "dim"), f"{d.p99_ms:.1f} ms",
+            "\n", per or "no events in this window",
+            (f" · latency of the newest {d.latency_sample:,}" if d.latency_sample else "", "dim"),
         ))  # fmt: skip
         for action in SHOWN_ACTIONS:
             series = d.action_series.get(action, [])
@@ -131,7 +132,7 @@ class DashboardScreen(ConsoleScreen):
     def _list(self, slot: str, rows: list[tuple[str, str]]) -> None:
         text = Text()
         for name, count in rows:
-            text.append(f"{name[:17]:<17} {count:>7}\n")
+            text.append(f"{name[:15]:<15} {count:>7}\n")
         self.query_one(f"#{slot}", Static).update(text if rows else Text("none", style="dim"))
 
     def action_window(self) -> None:

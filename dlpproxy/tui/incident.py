@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Static
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Footer, Static
 
 from dlpproxy.errors import DlpError
 from dlpproxy.tui.base import ConsoleScreen, action_text, when
@@ -27,7 +27,7 @@ class IncidentScreen(ConsoleScreen):
     DEFAULT_CSS = """
     IncidentScreen #incident-id { height: 1; padding: 0 1; text-style: bold; }
     IncidentScreen #summary { height: auto; padding: 0 1; }
-    IncidentScreen #findings { height: 1fr; }
+    IncidentScreen #findings-box { height: 1fr; padding: 0 1; }
     """
 
     def __init__(self, event_id: str):
@@ -41,11 +41,8 @@ class IncidentScreen(ConsoleScreen):
             yield self.title_bar("live")
             yield Static(self.event_id, id="incident-id")
             yield Static("", id="summary")
-            table: DataTable[str | Text] = DataTable(id="findings", cursor_type="row")
-            for label, width in (("type", 16), ("detector", 9), ("score", 5), ("rule", 18),
-                                 ("masked excerpt", 40)):  # fmt: skip
-                table.add_column(label, width=width)
-            yield table
+            with VerticalScroll(id="findings-box"):
+                yield Static("", id="findings")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -61,15 +58,8 @@ class IncidentScreen(ConsoleScreen):
             self.query_one("#summary", Static).update(f"no event {self.event_id} in the store")
             return
         self.query_one("#summary", Static).update(_summary(self.event))
-        table = self.query_one("#findings", DataTable)
-        table.clear()
-        for f in self.event["findings"]:
-            table.add_row(
-                f"{f.get('category', '')}/{f.get('type', '')}", str(f.get("detector", "")),
-                f"{float(f.get('score', 0)):.2f}", str(f.get("rule", "")) or "-",
-                str(f.get("excerpt", "")),
-            )  # fmt: skip
-        table.focus()
+        self.query_one("#findings", Static).update(_findings(self.event["findings"]))
+        self.query_one("#findings-box").focus()
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.event_id)
@@ -105,4 +95,19 @@ def _summary(e: dict[str, Any]) -> Text:
     if e.get("reason"):
         text.append("\nwhy ", "dim")
         text.append(str(e["reason"]))
+    return text
+
+
+def _findings(findings: list[dict[str, Any]]) -> Text:
+    """Two lines per finding: what and who found it, then the masked excerpt."""
+    text = Text()
+    if not findings:
+        return Text("no findings (allowed, or refused before a scan: see why)", style="dim")
+    text.append(f"findings ({len(findings)})\n", style="bold")
+    for n, f in enumerate(findings, 1):
+        via = f" via {f['via']}" if f.get("via") else ""
+        text.append(f"{n:>2}. {f.get('category', '')}/{f.get('type', '')}", style="bold")
+        text.append(f"  {f.get('detector', '')} {float(f.get('score', 0)):.2f} "
+                    f"{f.get('severity', '')}{via}  rule {f.get('rule') or '-'}\n")  # fmt: skip
+        text.append(f"    {f.get('excerpt', '')}\n")
     return text

@@ -48,7 +48,7 @@ class PolicyScreen(ConsoleScreen):
         with Vertical(classes="body"):
             yield self.title_bar("policy")
             table: DataTable[str | Text] = DataTable(id="settings", cursor_type="row")
-            for label, width in (("section", 18), ("name", 32), ("setting", 9), ("value", 9)):
+            for label, width in (("section", 14), ("name", 36), ("setting", 9), ("value", 8)):
                 table.add_column(label, width=width, key=label)
             yield table
             yield Input(id="value")

@@ -127,9 +127,8 @@ def _models(text: Text, configured: dict[str, str], beats: list[dict[str, Any]])
 
 def _files(text: Text, console: Any) -> None:
     db: Path = console.reader.path
-    size = db.stat().st_size if db.exists() else 0
     text.append("\naudit store ", style="bold")
-    text.append(f"{db} ({size / 1e6:.1f} MB)\n")
+    text.append(f"{db}\n")
     spill = db.with_name(db.name + ".undelivered.jsonl")
     if spill.exists():
         text.append(f"  {spill} holds events the store refused\n", style="bold red")
