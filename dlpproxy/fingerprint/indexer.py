@@ -19,7 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dlpproxy.fingerprint.normalise import code_tokens, notes_text, prose_tokens
+from dlpproxy.fingerprint.normalise import (
+    code_tokens,
+    notes_text,
+    prose_tokens,
+    without_licences,
+)
 from dlpproxy.fingerprint.sources import (
     QUIET,
     QUIET_GENERATED,
@@ -40,7 +45,7 @@ def fingerprint_text(text: str, kind: str) -> tuple[U32, U8]:
     """All fingerprints of one file's text and their tags, channel after channel, each in text
     order: code is read as code, its comments and docstrings as prose; documents as prose."""
     if kind != "code":
-        return fingerprints(prose_tokens(text), PROSE)
+        return fingerprints(prose_tokens(without_licences(text)), PROSE)
     notes: list[str] = []
     code = fingerprints(code_tokens(text, notes), CODE)
     prose = fingerprints(prose_tokens(notes_text(notes)), PROSE)

@@ -122,9 +122,14 @@ class MemoryIndex:
         counted = np.flatnonzero(hashes != SKIPPED)
         where, files, ordinals, marks = self.lookup(short[counted])
         where = counted[where]
-        exact = (tags(written[where]) == marks).tolist()
+        # most files share one k-gram by chance or idiom: drop them before the Python loop
+        pairs = np.unique(files * (1 << 32) + short[where].astype(np.int64))
+        owners, counts = np.unique(pairs >> 32, return_counts=True)
+        keep = np.isin(files, owners[counts >= min(channel.min_exact, channel.min_matches)])
+        where, files, ordinals, marks = where[keep], files[keep], ordinals[keep], marks[keep]
         if len(where) == 0:
             return
+        exact = (tags(written[where]) == marks).tolist()
         picked = hashes[winnow(hashes, channel.w)]
         own = set(stored(picked[picked != SKIPPED]).tolist()) or {-1}
         starts = tokens.starts[where].tolist()

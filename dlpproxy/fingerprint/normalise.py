@@ -38,24 +38,37 @@ _KEYWORD_LIST = """
 """
 KEYWORDS = frozenset(_KEYWORD_LIST.split())
 
+# Every match skips the whitespace before its token (one C loop instead of a failed match per
+# blank); the token is the numbered group that matched.
 CODE_PATTERN = re.compile(
     r"""
-    (?P<fence>```[^\n]*)
-  | (?P<imports>^[ \t]*(?:from[ \t]+[\w.]+[ \t]+)?import\b(?:[ \t]*\([^)]*\)|[^\n])*)
-  | (?P<comment>/\*.*?\*/|//[^\n]*|\#[^\n]*|<!--.*?-->)
-  | (?P<string>\"\"\".*?\"\"\"|'''.*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`[^`\n]*`)
-  | (?P<number>\.?\d[\w.]*)
-  | (?P<ident>[^\W\d]\w*)
-  | (?P<op>==|!=|<=|>=|->|=>|\*\*|::|&&|\|\||<<|>>|\+=|-=|\*=|/=|:=|[^\s\w])
-    """,
-    re.VERBOSE | re.DOTALL | re.MULTILINE,
+    \s*(?:
+    (```[^\n]*)
+  | ((?<![\w.])(?:from[ \t]+[\w.]+[ \t]+)?import\b(?:[ \t]*\([^)]*\)|[^\n])*)
+  | (/\*.*?\*/|//[^\n]*|\#[^\n]*|<!--.*?-->)
+  | (\"\"\".*?\"\"\"|'''.*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`[^`\n]*`)
+  | (\.?\d[\w.]*)
+  | ([^\W\d]\w*)
+  | (==|!=|<=|>=|->|=>|\*\*|::|&&|\|\||<<|>>|\+=|-=|\*=|/=|:=|[^\s\w])
+    )""",
+    re.VERBOSE | re.DOTALL,
 )
+_FENCE, _IMPORTS, _COMMENT, _STRING, _NUMBER, _IDENT, _OP = range(1, 8)
 WORD_PATTERN = re.compile(r"\w+")
 # Notes (comments, docstrings) that mention these are licence boilerplate, not content.
 LICENCE = re.compile(
     r"copyright|licen[cs]e|spdx-|all rights reserved|permission is hereby granted|warranty",
     re.IGNORECASE,
 )
+# Paragraphs of documents with these are licence or warranty boilerplate (narrower than LICENCE:
+# a contract may well talk about licences).
+LICENCE_TEXT = re.compile(
+    r"permission is hereby granted|redistribution and use in source|all rights reserved"
+    r"|spdx-license-identifier|licensed under the|without warranties|merchantability"
+    r"|this program is free software|gnu (lesser |library )?general public licen[cs]e",
+    re.IGNORECASE,
+)
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
 NOTE_MIN_CHARS = 40  # shorter string literals are data, not prose
 _CACHE_LIMIT = 1 << 20
 _token_hashes: dict[str, int] = {}
@@ -117,10 +130,13 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
     lexical: list[int] = []
     last_seen: dict[str, int] = {}
     keyword = _KEYWORD_HASH.get
+    known = _token_hashes.get
     for m in CODE_PATTERN.finditer(text):
-        kind = m.lastgroup
-        token = m.group()
-        if kind == "ident":
+        kind = m.lastindex
+        if kind is None:  # trailing whitespace
+            continue
+        token = m.group(kind)
+        if kind == _IDENT:
             value = keyword(token)
             if value is None:
                 i = len(values)
@@ -128,25 +144,25 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
                 last_seen[token] = i
                 values.append(0)
                 dists.append(0 if previous is None else i - previous)
-                spans.append(m.span())
-                lexical.append(token_hash(token))
+                spans.append(m.span(kind))
+                lexical.append(known(token) or token_hash(token))
                 continue
             written = value
-        elif kind == "op":
-            value = written = token_hash(token)
-        elif kind == "string":
+        elif kind == _OP:
+            value = written = known(token) or token_hash(token)
+        elif kind == _STRING:
             value, written = STRING_CLASS, token_hash(_unquoted(token))
             if notes is not None and len(token) >= NOTE_MIN_CHARS:
                 notes.append(token)
-        elif kind == "number":
+        elif kind == _NUMBER:
             value, written = NUMBER_CLASS, token_hash(token)
         else:
-            if kind == "comment" and notes is not None:
+            if kind == _COMMENT and notes is not None:
                 notes.append(token)
             continue
         values.append(value)
         dists.append(-1)
-        spans.append(m.span())
+        spans.append(m.span(kind))
         lexical.append(written)
     return _tokens(values, dists, spans, lexical)
 
@@ -166,6 +182,13 @@ def prose_tokens(text: str) -> Tokens:
         values.append(NUMBER_CLASS if word[0].isdigit() else token_hash(word.lower()))
         spans.append(m.span())
     return _tokens(values, [-1] * len(values), spans, values)
+
+
+def without_licences(text: str) -> str:
+    """A document's text with its licence and warranty paragraphs left out."""
+    if not LICENCE_TEXT.search(text):
+        return text
+    return "\n\n".join(p for p in _PARAGRAPH.split(text) if not LICENCE_TEXT.search(p))
 
 
 def notes_text(notes: list[str]) -> str:

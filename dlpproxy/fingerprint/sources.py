@@ -32,12 +32,15 @@ CODE_NAMES = frozenset(
 )
 # Folders of other people's code and of build output, left out below an indexed root.
 _VENDORED_LIST = """
-    node_modules vendor third_party thirdparty site-packages dist-packages bower_components
+    node_modules vendor _vendor vendored third_party thirdparty site-packages dist-packages
+    bower_components
     .git .hg .svn __pycache__ .venv venv .tox .nox .mypy_cache .pytest_cache .ruff_cache build
     dist target .gradle .idea .vscode .next .nuxt coverage htmlcov .eggs
 """
 VENDORED_DIRS = frozenset(_VENDORED_LIST.split())
-LICENCE_NAME = re.compile(r"^(licen[cs]e|copying|notice|authors|patents)([._-].*)?$", re.I)
+LICENCE_NAME = re.compile(
+    r"^(licen[cs]e|copying|copyright|notice|authors|patents)([._-].*)?$", re.I
+)
 GENERATED_NAME = re.compile(
     r"(\.min\.(js|css)|\.map|_pb2(_grpc)?\.pyi?|\.pb\.(go|cc|h)|\.g\.dart|\.designer\.cs"
     r"|\.generated\.\w+|package-lock\.json|yarn\.lock|pnpm-lock\.yaml|poetry\.lock"

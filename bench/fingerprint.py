@@ -1,0 +1,371 @@
+"""Fingerprint index: detection of indexed code, false matches, indexing speed, lookup, size.
+
+    .venv/bin/python bench/fingerprint.py [--snippets 400] [--negatives 3000] [--quick]
+
+"Company code" is the source of large installed packages (mitmproxy, textual, rich, pygments,
+spaCy, numpy, ...: about a million lines), indexed with the real `index_paths` into a SQLite
+store in a temporary folder; "company documents" are half of the system's /usr/share/doc texts.
+Detection: random 10-line snippets of the indexed Python files (at least 5 non-blank lines),
+as they are, with identifiers renamed (the whole file renamed with `tokenize`: every name that is
+not a keyword, builtin, attribute or imported name gets a new one, consistently), with lines
+reformatted (tabs for indentation, spacing around commas and `=`, quote style), and both; and
+10-line snippets of the indexed documents. False matches: 10-line snippets of other packages and
+of the standard library (not indexed) and of the other half of /usr/share/doc plus the package
+descriptions of unindexed packages. Everything is sampled with a fixed seed; a snippet counts as
+detected when the detector returns any finding for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import gzip
+import io
+import keyword
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+import tokenize
+import zlib
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.report import Section, ratio, run_alone, table
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / ".venv" / "lib" / "python3.12" / "site-packages"
+INDEXED = (
+    "mitmproxy", "textual", "rich", "sqlite_utils", "pygments", "spacy", "numpy", "pip",
+    "setuptools", "pypdf", "anthropic",
+)  # fmt: skip
+QUICK_INDEXED = ("mitmproxy", "textual", "rich", "sqlite_utils")
+OTHER = (
+    "_pytest", "httpx", "urllib3", "werkzeug", "cryptography", "pydantic", "presidio_analyzer",
+    "fastapi", "flask", "click", "aioquic",
+)  # fmt: skip
+DOCS = Path("/usr/share/doc")
+SEED = 20261123
+KB = 1024
+LINE_STARTS = (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT)
+KEEP = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins)) | {"self", "cls"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--snippets", type=int, default=400, help="detection snippets per variant")
+    parser.add_argument("--negatives", type=int, default=3000, help="false-match snippets per set")
+    parser.add_argument("--lookups", type=int, default=300, help="timed 2 KB lookups per kind")
+    parser.add_argument("--fp-quick", action="store_true", help="small index, for a smoke test")
+
+
+def _lines(path: Path) -> list[str]:
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError):
+            return []
+    return raw.decode("utf-8", "replace").splitlines()
+
+
+def _sample(pool: list[tuple[Path, list[str]]], n: int, rng: random.Random) -> list[tuple]:
+    """(path, first line, the 10 lines) of `n` snippets, every line equally likely to start one."""
+    weights = [max(0, len(lines) - 9) for _, lines in pool]
+    out: list[tuple] = []
+    tries = 0
+    while len(out) < n and tries < n * 50 and any(weights):
+        tries += 1
+        path, lines = rng.choices(pool, weights)[0]
+        start = rng.randrange(len(lines) - 9)
+        chunk = lines[start : start + 10]
+        if sum(1 for x in chunk if x.strip()) >= 5:
+            out.append((path, start, "\n".join(chunk)))
+    return out
+
+
+def renamed(text: str) -> str:
+    """The file with its own names renamed consistently (keywords, builtins, attributes and
+    imported names kept: renaming those would break the code)."""
+    tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    imported: set[str] = set()
+    in_import = False
+    for i, t in enumerate(tokens):
+        starts_line = i == 0 or tokens[i - 1].type in LINE_STARTS
+        if t.type == tokenize.NAME and t.string in ("import", "from") and starts_line:
+            in_import = True
+        elif t.type == tokenize.NEWLINE:
+            in_import = False
+        if in_import and t.type == tokenize.NAME:
+            imported.add(t.string)
+    lines = text.splitlines(True)
+    names: dict[str, str] = {}
+    for i in range(len(tokens) - 1, -1, -1):
+        t = tokens[i]
+        after_dot = i > 0 and tokens[i - 1].string == "."
+        if t.type != tokenize.NAME or t.string in KEEP or t.string in imported or after_dot:
+            continue
+        new = names.setdefault(t.string, f"n{zlib.crc32(t.string.encode()) % 99991}")
+        (row, col), (_, end) = t.start, t.end
+        lines[row - 1] = lines[row - 1][:col] + new + lines[row - 1][end:]
+    return "".join(lines)
+
+
+_STRING = r"(\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*')"
+_SPACING = re.compile(_STRING + r"|(\s*,\s*)|(\s*(?<![=!<>+\-*/%&|^:])=(?!=)\s*)|( {2,})")
+
+
+def _respace(m: re.Match[str]) -> str:
+    if m.group(1):
+        s = m.group(1)
+        return '"' + s[1:-1] + '"' if s[0] == "'" and '"' not in s else s
+    if m.group(2):
+        return ","
+    return " = " if m.group(3) else " "
+
+
+def reformatted(snippet: str) -> str:
+    """Tabs for indentation, no space after commas, spaces around `=`, double quotes."""
+    out = []
+    for line in snippet.split("\n"):
+        indent = len(line) - len(line.lstrip(" "))
+        out.append("\t" * (indent // 4) + _SPACING.sub(_respace, line.strip()))
+    return "\n".join(out)
+
+
+def _code_files(packages: tuple[str, ...]) -> list[Path]:
+    from dlpproxy.fingerprint.sources import Skip, candidates, kind_of
+
+    out = []
+    for name in packages:
+        for item in candidates(SITE / name):
+            if not isinstance(item, Skip) and kind_of(item) == "code" and item.suffix == ".py":
+                out.append(item)
+    return out
+
+
+def _stdlib_files() -> list[Path]:
+    lib = Path(random.__file__).parent
+    skip = {"test", "tests", "idlelib", "site-packages", "lib2to3", "__pycache__"}
+    return [p for p in lib.rglob("*.py") if not skip & set(p.relative_to(lib).parts)]
+
+
+def _source_package(folder: Path) -> str:
+    """The Debian source package a doc folder comes from (its changelog's first word): binary
+    packages of one source share their texts, so they must land on the same side."""
+    for name in ("changelog.Debian.gz", "changelog.gz"):
+        lines = _lines(folder / name) if (folder / name).is_file() else []
+        if lines and lines[0].split():
+            return lines[0].split()[0]
+    return folder.name
+
+
+def _doc_split(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Half of /usr/share/doc's source packages (by a hash of the name) become company
+    documents, copied (decompressed) under `folder`; the other half's texts are ordinary prose."""
+    from dlpproxy.fingerprint.sources import LICENCE_NAME
+
+    indexed, other = [], []
+    sources: dict[str, str] = {}
+    for path in sorted(DOCS.rglob("*")) if DOCS.is_dir() else []:
+        if not path.is_file() or path.is_symlink() or LICENCE_NAME.match(path.name):
+            continue
+        if path.suffix not in ("", ".gz", ".txt", ".md", ".rst", ".Debian", ".markdown"):
+            continue
+        package = path.relative_to(DOCS).parts[0]
+        if package not in sources:
+            sources[package] = _source_package(DOCS / package)
+        if zlib.crc32(sources[package].encode()) % 2:
+            other.append(path)
+            continue
+        lines = _lines(path)
+        if len(lines) >= 10:
+            name = path.relative_to(DOCS).as_posix().replace("/", "__").removesuffix(".gz")
+            copy = folder / f"{name}.txt"
+            copy.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            indexed.append(copy)
+    return indexed, other
+
+
+def _metadata(packages: tuple[str, ...]) -> list[Path]:
+    """Package descriptions (their READMEs) of the unindexed packages."""
+    found = []
+    for meta in SITE.glob("*.dist-info/METADATA"):
+        name = meta.parent.name.split("-")[0].lower()
+        if any(name == p.lower().lstrip("_") for p in packages):
+            found.append(meta)
+    return found
+
+
+def _build(folder: Path, packages: tuple[str, ...]) -> dict[str, object]:
+    """Index the packages (code) and the document half; time, lines, sizes."""
+    from dlpproxy.fingerprint.indexer import index_paths
+    from dlpproxy.fingerprint.store import FingerprintStore
+
+    docs = folder / "docs"
+    docs.mkdir()
+    doc_files, prose_files = _doc_split(docs)
+    db = folder / "fp.db"
+    with FingerprintStore(db, create=True) as store:
+        began = time.perf_counter()
+        code = index_paths(store, [SITE / p for p in packages], "code", 8 * 1024 * 1024)
+        code_s = time.perf_counter() - began
+        documents = index_paths(store, [docs], "documents", 8 * 1024 * 1024)
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    source = code.bytes + documents.bytes
+    return {
+        "db": db, "doc_files": doc_files, "prose_files": prose_files,
+        "code_files": code.indexed, "code_lines": code.lines, "code_bytes": code.bytes,
+        "code_seconds": round(code_s, 2), "doc_count": documents.indexed,
+        "doc_lines": documents.lines, "source_bytes": source,
+        "store_bytes": db.stat().st_size,
+        "fingerprints": code.fingerprints + documents.fingerprints,
+    }  # fmt: skip
+
+
+def _detected(detect, texts: list[str]) -> int:
+    return sum(1 for t in texts if detect(t))
+
+
+def _pool(paths: list[Path]) -> list[tuple[Path, list[str]]]:
+    return [(p, lines) for p in paths if len(lines := _lines(p)) >= 10]
+
+
+def _recall(detect, pool, n: int, rng: random.Random) -> dict[str, list[int]]:
+    """Detected / total for each variant of the same snippets."""
+    renamed_lines: dict[Path, list[str] | None] = {}
+    variants: dict[str, list[str]] = {"as is": [], "renamed": [], "reformatted": [], "both": []}
+    for path, start, text in _sample(pool, n * 2, rng):
+        if path not in renamed_lines:
+            try:
+                renamed_lines[path] = renamed(path.read_text("utf-8")).splitlines()
+            except (SyntaxError, tokenize.TokenError, UnicodeDecodeError, IndentationError):
+                renamed_lines[path] = None
+        lines = renamed_lines[path]
+        if lines is None or len(variants["as is"]) >= n:
+            continue
+        other = "\n".join(lines[start : start + 10])
+        variants["as is"].append(text)
+        variants["renamed"].append(other)
+        variants["reformatted"].append(reformatted(text))
+        variants["both"].append(reformatted(other))
+    return {k: [_detected(detect, v), len(v)] for k, v in variants.items()}
+
+
+def _prompts(pool, n: int, rng: random.Random) -> list[str]:
+    """`n` prompts of about 2 KB (UTF-8) of consecutive lines from the pool."""
+    out = []
+    big = [(p, lines) for p, lines in pool if sum(len(x) + 1 for x in lines) > 3 * KB]
+    while len(out) < n and big:
+        _, lines = rng.choice(big)
+        start = rng.randrange(len(lines))
+        text = ""
+        for line in lines[start:]:
+            if len((text + line).encode()) > 2 * KB:
+                break
+            text += line + "\n"
+        if len(text.encode()) > 1.5 * KB:
+            out.append(text)
+    return out
+
+
+def _latency(detect, pools: dict[str, list], n: int, rng: random.Random) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for kind, pool in pools.items():
+        prompts = _prompts(pool, n, rng)
+        for p in prompts[:20]:
+            detect(p)
+        ms = []
+        for p in prompts:
+            began = time.perf_counter()
+            detect(p)
+            ms.append((time.perf_counter() - began) * 1000)
+        p99 = statistics.quantiles(ms, n=100, method="inclusive")[98]
+        out[kind] = {"prompts": len(ms), "p50_ms": round(statistics.median(ms), 3),
+                     "p99_ms": round(p99, 3)}  # fmt: skip
+    return out
+
+
+def run(args: argparse.Namespace) -> Section:
+    """Index, then measure detection, false matches, lookup latency; a Section for run_all."""
+    from dlpproxy.detect.fingerprint import FingerprintDetector
+
+    packages = QUICK_INDEXED if args.fp_quick else INDEXED
+    n, negatives = args.snippets, args.negatives
+    if args.fp_quick:
+        n, negatives = min(n, 100), min(negatives, 500)
+    rng = random.Random(SEED)
+    with tempfile.TemporaryDirectory(prefix="dlpproxy-fp-bench-") as tmp:
+        print(f"fingerprint: indexing {', '.join(packages)} and /usr/share/doc", flush=True)
+        built = _build(Path(tmp), packages)
+        detector = FingerprintDetector(built.pop("db"))  # type: ignore[arg-type]
+        began = time.perf_counter()
+        detector.detect("warm-up")
+        load_s = time.perf_counter() - began
+        index = detector._index
+        code_pool = _pool(_code_files(packages))
+        doc_pool = _pool(built.pop("doc_files"))  # type: ignore[arg-type]
+        other_pool = _pool(_code_files(OTHER) + _stdlib_files())
+        prose_pool = _pool(built.pop("prose_files") + _metadata(OTHER))  # type: ignore[operator]
+        print("fingerprint: sampling and matching snippets", flush=True)
+        recall = _recall(detector.detect, code_pool, n, rng)
+        docs = _sample(doc_pool, n, rng)
+        recall["documents"] = [_detected(detector.detect, [t for *_, t in docs]), len(docs)]
+        false = {}
+        for name, pool in (("other code", other_pool), ("prose", prose_pool)):
+            texts = [t for *_, t in _sample(pool, negatives, rng)]
+            false[name] = [_detected(detector.detect, texts), len(texts)]
+        pools = {"indexed code": code_pool, "other code": other_pool, "prose": prose_pool}
+        latency = _latency(detector.detect, pools, args.lookups, rng)
+    data = {
+        **built, "packages": list(packages), "other_packages": list(OTHER), "seed": SEED,
+        "index_load_seconds": round(load_s, 2),
+        "memory_bytes": int(index.hashes.nbytes + index.owners.nbytes + index.ordinals.nbytes
+                            + index.tags.nbytes) if index is not None else 0,
+        "suppressed_common": index.suppressed if index is not None else 0,
+        "recall": recall, "false_matches": false, "latency": latency,
+    }  # fmt: skip
+    return Section("fingerprint", _markdown(data), data)
+
+
+def _markdown(d: dict) -> str:
+    lines_per_s = d["code_lines"] / d["code_seconds"] if d["code_seconds"] else 0.0
+    million_s = 1_000_000 / lines_per_s if lines_per_s else float("inf")
+    size = d["store_bytes"] / d["source_bytes"] if d["source_bytes"] else 0.0
+    rows = [
+        [f"detected: 10-line snippets, {k}", ratio(*v), ">= 0.95"] for k, v in d["recall"].items()
+    ]
+    rows += [
+        [f"falsely matched: {k}", ratio(*v), "<= 0.001"] for k, v in d["false_matches"].items()
+    ]
+    for kind, lat in d["latency"].items():
+        rows.append([f"lookup 2 KB, {kind} (p50 / p99)", f"{lat['p50_ms']} / {lat['p99_ms']} ms",
+                     "<= 2 ms"])  # fmt: skip
+    rows += [
+        ["indexing speed (code)", f"{lines_per_s:,.0f} lines/s", ""],
+        [f"1,000,000 lines ({'measured on' if d['code_lines'] >= 1e6 else 'extrapolated from'} "
+         f"{d['code_lines']:,})", f"{million_s:.0f} s", "<= 120 s"],
+        ["store size / source size", f"{size:.3f} ({d['store_bytes']:,} / {d['source_bytes']:,} B)",
+         "<= 0.10"],
+    ]  # fmt: skip
+    head = (
+        f"## Fingerprint index\n\nIndexed as company code: {', '.join(d['packages'])} "
+        f"({d['code_files']:,} files, {d['code_lines']:,} lines, {d['code_seconds']} s); as "
+        f"company documents: {d['doc_count']:,} texts of /usr/share/doc ({d['doc_lines']:,} "
+        f"lines). Not indexed: {', '.join(d['other_packages'])}, the standard library, the other "
+        f"/usr/share/doc texts. {d['fingerprints']:,} fingerprints, "
+        f"{d['suppressed_common']:,} common ones left out; index load {d['index_load_seconds']} s, "
+        f"{d['memory_bytes'] / 1e6:.1f} MB in memory. Seed {d['seed']}.\n"
+    )
+    return head + "\n" + table(["measure", "measured", "target"], rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_alone(__doc__ or "", add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
