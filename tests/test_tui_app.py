@@ -349,3 +349,36 @@ def test_textual_is_imported_only_when_the_console_runs() -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+async def test_u_keeps_only_the_selected_rows_user(store: Path, policy: Path) -> None:
+    app = console(store, policy)
+    async with app.run_test() as pilot:
+        await app.live_ready()
+        await pilot.press("down", "u")
+        await app.live_ready()
+        assert first_column(app, "#events", 1) == ["choi", "choi"]
+        assert app.screen.query_one("#filter", Input).value == "user:choi"
+
+
+async def test_reviewed_then_unmarked_leaves_no_mark(store: Path, policy: Path) -> None:
+    app = console(store, policy)
+    async with app.run_test() as pilot:
+        await app.live_ready()
+        await go(app, pilot, "enter", "r")
+        assert "review reviewed" in text_of(app, "#summary")
+        assert app.reader.event("evt0000000000009")["verdict"] == "reviewed"  # type: ignore[index]
+        await go(app, pilot, "x")
+        assert "not reviewed" in text_of(app, "#summary")
+    assert sqlite3.connect(store).execute("SELECT COUNT(*) FROM reviews").fetchone() == (0,)
+
+
+async def test_policy_reload_shows_an_edit_made_by_hand(store: Path, policy: Path) -> None:
+    app = console(store, policy)
+    async with app.run_test() as pilot:
+        await app.live_ready()
+        await go(app, pilot, "p")
+        policy.write_text(policy.read_text().replace("  pii: enforce", "  pii: monitor"))
+        await go(app, pilot, "R")
+        assert str(table(app, "#settings").get_row_at(2)[3]) == "monitor"
+        assert "reloaded" in text_of(app, "#message")

@@ -120,3 +120,8 @@ def test_running_proxy_policy_holder_picks_up_the_saved_file(policy: Path) -> No
     PolicyFile(policy).set(("packs", "secrets"), "monitor")
     assert holder.current().packs["secrets"] == "monitor"
     assert holder.error == ""
+
+
+def test_missing_policy_file_is_reported_not_raised(tmp_path: Path) -> None:
+    pf = PolicyFile(tmp_path / "gone.yaml")
+    assert "gone.yaml: cannot read" in pf.error and pf.settings == []

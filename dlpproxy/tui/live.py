@@ -52,6 +52,7 @@ class LiveScreen(ConsoleScreen):
         self.loaded = asyncio.Event()
         self.message = ""
         self.painted_at = 0.0
+        self.querying = False
         self.focus_table = False
 
     def compose(self) -> ComposeResult:
@@ -77,7 +78,14 @@ class LiveScreen(ConsoleScreen):
     def reload(self) -> None:
         """The newest page for the current filters, replacing the table (in a worker)."""
         self.loaded.clear()
+        self.querying = True
         self._load_newest()
+        self.set_timer(0.2, self._still_loading)
+
+    def _still_loading(self) -> None:
+        if self.querying:
+            what = "searching" if self.filters.text else "loading"
+            self._show_state(f"{what} {self.filters.describe()}…", error=False)
 
     @work(exclusive=True, group="live-page")
     async def _load_newest(self) -> None:
@@ -86,9 +94,11 @@ class LiveScreen(ConsoleScreen):
             top = await asyncio.to_thread(reader.last_rowid)
             rows = await asyncio.to_thread(reader.page, self.filters, None, PAGE)
         except DlpError as exc:
+            self.querying = False
             self._show_state(f"error: {exc}")
             self.loaded.set()
             return
+        self.querying = False
         self.last_rowid, self.pending, self.rows = top, 0, []
         self.exhausted = len(rows) < PAGE
         table = self.query_one("#events", DataTable)
@@ -154,10 +164,10 @@ class LiveScreen(ConsoleScreen):
                 key=row.id,
             )  # fmt: skip
 
-    def _show_state(self, message: str = "") -> None:
+    def _show_state(self, message: str = "", error: bool = True) -> None:
         self.message = message
         if message:
-            text = Text(message, style="bold red")
+            text = Text(message, style="bold red" if error else "yellow")
         else:
             mode = Text("PAUSED", style="bold yellow") if self.paused else Text("LIVE", "green")
             more = "" if self.exhausted else "+"
