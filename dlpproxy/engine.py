@@ -55,17 +55,29 @@ class Engine:
         views = [self._views(seg.text) for seg in prompt.segments]
         flat = [view for per_segment in views for view in per_segment]
         loop = asyncio.get_running_loop()
-        tasks: dict[asyncio.Future[Any], Detector] = {}
+        # Plain detectors run one after the other in ONE pool job (one thread hand-off per prompt,
+        # not one per detector: they hold the GIL anyway); coroutine detectors are awaited.
+        plain = [d for d in self.detectors if not inspect.iscoroutinefunction(d.detect)]
+        tasks: dict[asyncio.Future[Any], tuple[str, ...]] = {}
+        finished: list[str] = []  # plain detectors that are done, to name the late ones
+        if plain:
+            job = loop.run_in_executor(self._pool, self._run_plain, plain, flat, finished)
+            tasks[asyncio.ensure_future(job)] = tuple(d.name for d in plain)
         for det in self.detectors:
-            future = asyncio.ensure_future(self._run_async(det, _texts(det, flat), loop))
-            tasks[future] = det
+            if det not in plain:
+                coro = self._run_async(det, _texts(det, flat), loop)
+                tasks[asyncio.ensure_future(coro)] = (det.name,)
         budget = self.settings.time_budget_ms / 1000.0
         done, pending = await asyncio.wait(tasks, timeout=budget)
         if pending:
             for late in pending:
                 late.cancel()
-            raise ScanTimeout(self.settings.time_budget_ms, sorted(tasks[f].name for f in pending))
-        per_detector = {tasks[f].name: f.result() for f in done}
+            late_names = sorted(n for f in pending for n in tasks[f] if n not in finished)
+            raise ScanTimeout(self.settings.time_budget_ms, late_names)
+        per_detector: dict[str, list[list[Finding]]] = {}
+        for future in done:
+            result = future.result()
+            per_detector.update(result if isinstance(result, dict) else {tasks[future][0]: result})
         findings = self._collect(views, per_detector)
         elapsed = (time.perf_counter() - started) * 1000.0
         return ScanResult(findings, elapsed, self.names)
@@ -150,7 +162,17 @@ class Engine:
 
     def _run_all_sync(self, flat: list[View]) -> dict[str, list[list[Finding]]]:
         """Every detector, one after the other, on the views it scans."""
-        return {det.name: self._run_sync(det, _texts(det, flat)) for det in self.detectors}
+        return self._run_plain(self.detectors, flat)
+
+    def _run_plain(
+        self, detectors: Sequence[Detector], flat: list[View], finished: list[str] | None = None
+    ) -> dict[str, list[list[Finding]]]:
+        out: dict[str, list[list[Finding]]] = {}
+        for det in detectors:
+            out[det.name] = self._run_sync(det, _texts(det, flat))
+            if finished is not None:
+                finished.append(det.name)
+        return out
 
     def _run_sync(self, det: Detector, texts: list[str]) -> list[list[Finding]]:
         try:

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -158,16 +158,29 @@ def _add_reviews_and_heartbeat(db: sqlite_utils.Database) -> None:
 
 
 def insert_events(db: sqlite_utils.Database, events: list[AuditEvent]) -> None:
-    """Insert a batch of events and their findings in one transaction."""
+    """Insert a batch of events and their findings in one transaction (plain executemany: the
+    writer runs in the proxy process, and per-batch table introspection cost more than the
+    insert itself)."""
+    rows = [e.row() for e in events]
+    findings = [
+        (e.id, e.ts, f.type, f.category, f.detector, f.rule, f.value_hash)
+        for e in events for f in e.findings
+    ]  # fmt: skip
     with db.conn:
-        db["events"].insert_all([e.row() for e in events], pk="id", replace=True)  # type: ignore[union-attr]
-        rows = [
-            {"event_id": e.id, "ts": e.ts, "type": f.type, "category": f.category,
-             "detector": f.detector, "rule": f.rule, "value_hash": f.value_hash}
-            for e in events for f in e.findings
-        ]  # fmt: skip
-        if rows:
-            db["findings"].insert_all(rows)  # type: ignore[union-attr]
+        db.conn.executemany(_INSERT_EVENT, [tuple(r[c] for c in EVENT_COLUMNS) for r in rows])
+        if findings:
+            db.conn.executemany(_INSERT_FINDING, findings)
+
+
+EVENT_COLUMNS = tuple(f.name for f in fields(AuditEvent))
+_INSERT_EVENT = (
+    f"INSERT OR REPLACE INTO events ({', '.join(f'[{c}]' for c in EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
+)
+_INSERT_FINDING = (
+    "INSERT INTO findings (event_id, ts, type, category, detector, rule, value_hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def recent(
