@@ -116,6 +116,18 @@ def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "nope.db").exists()
 
 
+def test_another_programs_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE kgrams (hash INTEGER)")
+    other.commit()
+    other.close()
+    with pytest.raises(AuditError, match=r"not a dlpproxy audit store \(its tables: kgrams\)"):
+        AuditReader(path)
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("kgrams",)]
+
+
 def test_locked_store_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
     holder = sqlite3.connect(path, isolation_level=None)

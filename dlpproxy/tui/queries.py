@@ -129,6 +129,7 @@ class AuditReader:
         if path.is_dir():
             raise AuditError(f"{path}: is a folder, not an audit store file")
         self.path = path
+        _refuse_foreign(path, timeout)
         self._db = open_store(path, timeout=timeout).conn
         self._lock = threading.Lock()
 
@@ -271,6 +272,21 @@ class AuditReader:
             _quantile(sample, 0.5), _quantile(sample, 0.99), len(sample),
             [(str(r[0] or "-"), int(r[1]), int(r[2])) for r in marks],
         )  # fmt: skip
+
+
+def _refuse_foreign(path: Path, timeout: float) -> None:
+    """Another program's SQLite file is not written to: opening the store would add tables."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return  # open_store says what is wrong with it
+    if tables and "events" not in tables:
+        shown = ", ".join(sorted(tables)[:5])
+        raise AuditError(f"{path}: not a dlpproxy audit store (its tables: {shown})")
 
 
 def _conditions(filters: Filters, by_category: bool) -> tuple[list[str], list[Any]]:
