@@ -5,6 +5,7 @@ English prompts; checksum look-alikes, presidio's known misfires, offline build,
 from __future__ import annotations
 
 import logging
+import random
 import socket
 from pathlib import Path
 
@@ -306,8 +307,11 @@ def test_memory_stays_flat_over_many_distinct_prompts() -> None:
 def test_pipeline_is_reloaded_after_too_many_new_words_and_keeps_working() -> None:
     fresh = build(Settings())
     fresh._zone.reload_after = 500
-    text = " ".join(f"w{n}q{n * 31}" for n in range(700)) + " mail a.b@example.com"
-    assert [f.type for f in fresh.detect(text)] == ["email"]
+    # a candidate every 20 words, so presidio (and its tokenizer) sees the whole text
+    text = " ".join(
+        f"w{n}q{n * 31}x" + (" a.b@example.com" if n % 20 == 0 else "") for n in range(700)
+    )
+    assert {f.type for f in fresh.detect(text)} == {"email"}
     assert fresh._zone.reloads == 1
     assert [f.type for f in fresh.detect("call x.y@example.com")] == ["email"]
 
@@ -336,3 +340,31 @@ def test_texts_without_any_pattern_candidate_skip_presidio(pii: PiiDetector) -> 
         assert len(calls) == 2
     finally:
         pii.analyzer.analyze = original  # type: ignore[method-assign]
+
+
+def test_windows_around_candidates_find_exactly_what_the_whole_text_finds(
+    pii: PiiDetector,
+) -> None:
+    """Presidio on windows around candidates vs on the whole text: the same findings."""
+    rng = random.Random(7)
+    filler = [
+        "The release train leaves on Thursday and the notes are in the wiki.",
+        "Version 4.2 fixed 13 bugs; build 2026-11 passed 1,204 tests.",
+        "회의록은 금요일까지 공유해 주세요.", "请在周五之前提交报告。",
+        "Order 88231 ships from dock 7 at 14:05 with 3 pallets.",
+    ]  # fmt: skip
+    whole = PiiDetector(pii.analyzer, pii.pack)
+    whole._windows = None
+    assert pii._windows is not None
+    windowed_runs = 0
+    for _ in range(25):
+        parts = [rng.choice(filler) for _ in range(rng.randint(80, 160))]
+        for _ in range(rng.randint(1, 4)):
+            parts.insert(rng.randrange(len(parts)), rng.choice(ID_SENTENCES)[1])
+        parts.insert(rng.randrange(len(parts)), "mail minji.kang@example.co.kr today")
+        text = " ".join(parts)
+        windowed_runs += pii._windows.around(text) is not None
+        windowed = sorted((f.start, f.end, f.type, f.score) for f in pii.detect(text))
+        assert windowed == sorted((f.start, f.end, f.type, f.score) for f in whole.detect(text))
+        assert windowed
+    assert windowed_runs >= 10, "the texts should mostly be scanned in windows"

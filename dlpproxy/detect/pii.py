@@ -38,7 +38,7 @@ from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, Sp
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from spacy.tokens import Doc
 
-from dlpproxy.detect.hyperscan_db import HyperscanDb, hyperscan
+from dlpproxy.detect.hyperscan_db import HyperscanDb, char_offsets, hyperscan
 from dlpproxy.detect.pii_rules import PiiPack, PiiRule, context_regex, load_pii_pack
 from dlpproxy.detect.validators import VALIDATORS
 from dlpproxy.errors import DetectorError
@@ -246,6 +246,7 @@ class PiiDetector:
         self._rules = {rule.name: rule for rule in pack.rules}
         self._zone = MemoryZone(analyzer)
         self._candidates = candidate_filter(pack)
+        self._windows = CandidateWindows.build(pack)
 
     def has_candidates(self, text: str) -> bool:
         """Whether any pattern of the pack can match in `text` (a superset test, one pass).
@@ -261,13 +262,18 @@ class PiiDetector:
         text = text.translate(_ASCII_DIGITS)
         if not self.has_candidates(text):
             return []
-        with self._zone():
-            if len(text) <= CHUNK:
+        spans = self._windows.around(text) if self._windows else None
+        pieces = [(0, len(text))] if spans is None else spans
+        if pieces == [(0, len(text))] and len(text) <= CHUNK:
+            with self._zone():
                 return self._findings(self.analyzer.analyze(text, language=LANGUAGE))
-            found: list[Finding] = []
-            for start, piece in chunks(text):
-                for f in self._findings(self.analyzer.analyze(piece, language=LANGUAGE)):
-                    found.append(replace(f, start=f.start + start, end=f.end + start))
+        found: list[Finding] = []
+        with self._zone():
+            for lo, hi in pieces:
+                for start, piece in chunks(text[lo:hi]):
+                    offset = lo + start
+                    for f in self._findings(self.analyzer.analyze(piece, language=LANGUAGE)):
+                        found.append(replace(f, start=f.start + offset, end=f.end + offset))
         return _merge_same_span(found)
 
     def detect_batch(self, texts: list[str]) -> list[list[Finding]]:
@@ -326,6 +332,80 @@ def candidate_filter(pack: PiiPack) -> HyperscanDb | None:
     except hyperscan.error as exc:
         log.warning("pii: no candidate prefilter (%s); every text goes to presidio", exc)
         return None
+
+
+class CandidateWindows:
+    """The parts of a text presidio needs to see: windows around each candidate match.
+
+    Every match of every pattern (prefilter mode, so a superset) gives its end offset; the
+    window reaches WINDOW_BEFORE characters back (a match plus the context words before it) and
+    WINDOW_AFTER on, is widened to whitespace so no token is cut (a lookbehind at a cut could
+    pass where it fails in the whole text), and overlapping windows merge. When candidates are
+    too many, a token too long to find a whitespace in, or the windows cover most of the text,
+    the whole text is scanned instead (`around` returns None).
+    """
+
+    WINDOW_BEFORE = 400
+    WINDOW_AFTER = 120
+    SNAP = 64  # how far to look for whitespace to widen a window to
+    MAX_HITS = 256
+    MAX_SHARE = 0.6
+
+    def __init__(self, db: HyperscanDb):
+        self._db = db
+
+    @classmethod
+    def build(cls, pack: PiiPack) -> CandidateWindows | None:
+        if hyperscan is None:
+            return None
+        flags = (
+            hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_UTF8
+            | hyperscan.HS_FLAG_PREFILTER
+        )  # fmt: skip
+        patterns = [p.regex.encode("utf-8") for rule in pack.rules for p in rule.patterns]
+        try:
+            return cls(HyperscanDb(patterns, flags)) if patterns else None
+        except hyperscan.error:
+            return None
+
+    def around(self, text: str) -> list[tuple[int, int]] | None:
+        if len(text) <= self.WINDOW_BEFORE + self.WINDOW_AFTER:
+            return None
+        data = text.encode("utf-8", "surrogatepass")
+        hits = self._db.spans(data)
+        if len(hits) > self.MAX_HITS:
+            return None
+        ends = {end for _, _, end in hits}
+        to_char = char_offsets(data, ends, len(text))
+        windows: list[tuple[int, int]] = []
+        for end in sorted(to_char(e) for e in ends):
+            lo = self._snap_left(text, max(0, end - self.WINDOW_BEFORE))
+            hi = self._snap_right(text, min(len(text), end + self.WINDOW_AFTER))
+            if lo is None or hi is None:
+                return None
+            if windows and lo <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+            else:
+                windows.append((lo, hi))
+        if sum(hi - lo for lo, hi in windows) > self.MAX_SHARE * len(text):
+            return None
+        return windows
+
+    def _snap_left(self, text: str, at: int) -> int | None:
+        if at == 0 or text[at - 1].isspace():
+            return at
+        for i in range(at - 1, max(0, at - self.SNAP) - 1, -1):
+            if text[i].isspace():
+                return i + 1
+        return 0 if at <= self.SNAP else None
+
+    def _snap_right(self, text: str, at: int) -> int | None:
+        if at >= len(text) or text[at].isspace():
+            return at
+        for i in range(at, min(len(text), at + self.SNAP)):
+            if text[i].isspace():
+                return i
+        return len(text) if len(text) - at <= self.SNAP else None
 
 
 def build_analyzer(pack: PiiPack, model: str) -> AnalyzerEngine:
