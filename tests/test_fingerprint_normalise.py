@@ -136,3 +136,17 @@ def test_winnowing_keeps_about_two_in_w_plus_one():
 def test_a_text_shorter_than_a_window_still_gets_one_fingerprint():
     assert len(winnow(np.array([5, 3, 9], dtype=np.uint64), 16)) == 1
     assert len(winnow(np.zeros(0, dtype=np.uint64), 16)) == 0
+
+
+def test_a_licence_header_of_many_comment_lines_is_left_out_whole():
+    notes: list[str] = []
+    code_tokens(
+        "# Permission to use, copy and modify this software is granted, provided\n"
+        "# that the above notice appears in all copies. THE SOFTWARE IS PROVIDED\n"
+        "# AS IS, WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.\n"
+        "x = 1\n# Retry the upload twice before giving up on the batch.\n",
+        notes,
+    )
+    text = notes_text(notes)
+    assert "Permission to use" not in text and "that the above notice" not in text
+    assert "Retry the upload twice" in text

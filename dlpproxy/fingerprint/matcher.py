@@ -33,8 +33,11 @@ from dlpproxy.fingerprint.winnow import (
 I64 = npt.NDArray[np.int64]
 # Matched stretches closer than this (characters) are one region of the text.
 MERGE_GAP = 400
-# Order checks look at no more than this many matches of one file and channel.
+# Order checks look at no more than this many matches of one file and channel, each against the
+# few matches before it; only this many candidate files (those sharing most) are looked at.
 CHAIN_LIMIT = 64
+CHAIN_REACH = 8
+MAX_CANDIDATES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +128,11 @@ class MemoryIndex:
         # most files share one k-gram by chance or idiom: drop them before the Python loop
         pairs = np.unique(files * (1 << 32) + short[where].astype(np.int64))
         owners, counts = np.unique(pairs >> 32, return_counts=True)
-        keep = np.isin(files, owners[counts >= min(channel.min_exact, channel.min_matches)])
+        enough = counts >= min(channel.min_exact, channel.min_matches)
+        owners, counts = owners[enough], counts[enough]
+        if len(owners) > MAX_CANDIDATES:  # the files sharing most; bounds the time per prompt
+            owners = owners[np.argsort(-counts, kind="stable")[:MAX_CANDIDATES]]
+        keep = np.isin(files, owners)
         where, files, ordinals, marks = where[keep], files[keep], ordinals[keep], marks[keep]
         if len(where) == 0:
             return
@@ -179,7 +186,7 @@ def _chain(hits: list[Hit], channel: Channel, need: int) -> bool:
         return False
     best = [1] * len(distinct)
     for i, (p, o, v) in enumerate(distinct):
-        for j in range(i):
+        for j in range(max(0, i - CHAIN_REACH), i):
             q, r, u = distinct[j]
             if u != v and r < o <= r + (p - q) * 4 // (channel.w + 1) + 4:
                 best[i] = max(best[i], best[j] + 1)

@@ -131,6 +131,7 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
     last_seen: dict[str, int] = {}
     keyword = _KEYWORD_HASH.get
     known = _token_hashes.get
+    comment_end = -1
     for m in CODE_PATTERN.finditer(text):
         kind = m.lastindex
         if kind is None:  # trailing whitespace
@@ -158,7 +159,12 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
             value, written = NUMBER_CLASS, token_hash(token)
         else:
             if kind == _COMMENT and notes is not None:
-                notes.append(token)
+                # a run of line comments is one note, so a licence header goes out whole
+                if m.start() == comment_end and notes:
+                    notes[-1] += "\n" + token
+                else:
+                    notes.append(token)
+                comment_end = m.end()
             continue
         values.append(value)
         dists.append(-1)

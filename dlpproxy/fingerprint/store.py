@@ -28,7 +28,7 @@ PARAMS = (
     ";".join(
         f"{c.name}:k{c.k}w{c.w}d{c.min_distinct}{'r' if c.renames else ''}" for c in (CODE, PROSE)
     )
-    + ";norm4"
+    + ";norm5"
 )
 
 _SCHEMA = """
