@@ -28,7 +28,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # In the order they run: detection first (it runs peers in other processes), proxy (its
 # processes use every core), then speed, which pins this process to one core, and the
 # classifier (its CPU figures are one-thread figures anyway).
-BENCHMARKS = ("detection", "proxy", "speed", "classifier", "tui")
+BENCHMARKS = ("detection", "proxy", "speed", "classifier", "tui", "fingerprint")
 
 
 def _modules() -> dict[str, object]:
