@@ -27,8 +27,9 @@ from bench.report import Section, machine, machine_line
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # In the order they run: detection first (it runs peers in other processes), proxy (its
 # processes use every core), then speed, which pins this process to one core, and the
-# classifier (its CPU figures are one-thread figures anyway).
-BENCHMARKS = ("detection", "proxy", "speed", "classifier", "tui", "fingerprint")
+# classifier (its CPU figures are one-thread figures anyway). The gateway goes before speed too: its
+# client, gateway and model processes need every core.
+BENCHMARKS = ("detection", "proxy", "gateway", "speed", "classifier", "tui", "fingerprint")
 
 
 def _modules() -> dict[str, object]:
