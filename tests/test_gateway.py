@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
 from tests.e2e.test_sdks import anthropic_messages, openai_chat, openai_responses
+from tests.support.tiny_gguf import EOS
 from tests.test_gateway_stack import (
     ANTHROPIC_MODELS,
     BANNER,
@@ -207,3 +209,19 @@ def test_gateway_keys_are_stored_as_hashes_only(gw: RunningGateway) -> None:
     text = Path(gw.gateway.config.source).read_text()
     assert gw.key not in text
     assert PROVIDER_KEY not in text
+
+
+def test_client_leaving_a_local_stream_stops_it_and_the_audit_says_so(
+    gw: RunningGateway, provider: Provider
+) -> None:
+    body = {"model": "gpt-4o-mini", "stream": True, "max_tokens": 4000,
+            "logit_bias": {str(EOS): -100},  # no end of sequence: a long answer
+            "messages": [{"role": "user", "content": SECRET_PROMPT}]}  # fmt: skip
+    headers = {"authorization": f"Bearer {gw.key}"}
+    with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body, headers=headers,
+                      timeout=60) as answer:  # fmt: skip
+        incident = answer.headers["x-dlpproxy-incident"]
+        assert next(answer.iter_bytes()).startswith(b"data: ")
+    event = gw.event(incident)
+    assert event["action"] == "reroute"
+    assert "client left while 'company' was answering" in event["reason"]
