@@ -5,14 +5,16 @@ The real gateway runs against a recording stand-in provider on loopback; its pol
 secrets to a local model at a port where nothing listens (the local model is down), so secret
 prompts must fail closed. Bad keys, bad bodies, unknown paths and models, a provider that
 hangs up, over-quota answers, a provider stream cut midway and a client that leaves midway are
-each checked against what the provider received. A second gateway's local model answers broken
-JSON (a loopback server written for that, since a real model server never does).
+each checked against what the provider received. Two more gateways use a local model that answers
+broken JSON, or 404 for a model name it does not serve (a loopback server written for that: the
+real model server never sends broken JSON).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -229,15 +231,20 @@ def test_client_leaving_midway_closes_the_provider_stream(
 
 
 @pytest.fixture(scope="module")
+def odd_local() -> Iterator[MalformedLocalModel]:
+    server = MalformedLocalModel()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def malformed(
-    tmp_path_factory: pytest.TempPathFactory, provider: Provider
+    tmp_path_factory: pytest.TempPathFactory, provider: Provider, odd_local: MalformedLocalModel
 ) -> Iterator[RunningGateway]:
     folder = tmp_path_factory.mktemp("gateway-malformed")
-    local = MalformedLocalModel()
-    running = start_gateway(folder, provider.base_url, local.base_url, "broken")
+    running = start_gateway(folder, provider.base_url, odd_local.base_url, "broken")
     yield running
     running.stop()
-    local.stop()
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -253,3 +260,19 @@ def test_local_model_answering_malformed_json_gives_a_clear_refusal(
     assert event["action"] == "block"
     assert "bad_response" in event["reason"] or "malformed" in event["reason"], event["reason"]
     assert provider.since(before) == []
+
+
+def test_local_model_that_does_not_know_its_model_name_gives_a_clear_refusal(
+    tmp_path: Path, provider: Provider, odd_local: MalformedLocalModel
+) -> None:
+    running = start_gateway(tmp_path, provider.base_url, odd_local.base_url, "llama-9-missing")
+    try:
+        before = len(provider.received)
+        answer = running.post(CHAT, CHAT_BODY)
+        assert answer.status_code == 200, answer.text
+        text = answer.json()["choices"][0]["message"]["content"]
+        assert "not available right now" in text and "HTTP 404" in text
+        assert "model 'llama-9-missing' not found" in text
+        assert provider.since(before) == []
+    finally:
+        running.stop()

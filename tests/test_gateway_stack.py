@@ -259,7 +259,8 @@ def _rows(db_path: Path, where: str) -> list[dict[str, Any]]:
 
 
 class MalformedLocalModel(ThreadingHTTPServer):
-    """A 'local model' that answers every chat request with broken JSON (and broken SSE)."""
+    """A 'local model' serving only model `broken`, which answers with broken JSON (and broken
+    SSE); a request for any other model gets the 404 an OpenAI-compatible server sends."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _MalformedHandler)
@@ -286,13 +287,16 @@ class _MalformedHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
-        if body.get("stream"):
+        if body.get("model") != "broken":
+            doc = {"error": {"message": f"model '{body.get('model')}' not found", "code": 404}}
+            self._send(json.dumps(doc).encode(), status=404)
+        elif body.get("stream"):
             self._send(b"data: {not json at all\n\ndata: [DONE]\n\n", "text/event-stream")
         else:
             self._send(b'{"id": "x", "choices": [{"message": ', "application/json")
 
-    def _send(self, body: bytes, ctype: str = "application/json") -> None:
-        self.send_response(200)
+    def _send(self, body: bytes, ctype: str = "application/json", status: int = 200) -> None:
+        self.send_response(status)
         self.send_header("content-type", ctype)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
