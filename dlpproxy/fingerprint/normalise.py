@@ -181,12 +181,11 @@ def _unquoted(literal: str) -> str:
 
 def prose_tokens(text: str) -> Tokens:
     """Case-folded words of `text`; numbers are one class (dates and amounts change)."""
-    values: list[int] = []
-    spans: list[tuple[int, int]] = []
-    for m in WORD_PATTERN.finditer(text):
-        word = m.group()
-        values.append(NUMBER_CLASS if word[0].isdigit() else token_hash(word.lower()))
-        spans.append(m.span())
+    matches = list(WORD_PATTERN.finditer(text))
+    known = _token_hashes.get
+    words = [m.group().lower() for m in matches]
+    values = [NUMBER_CLASS if w[0].isdigit() else (known(w) or token_hash(w)) for w in words]
+    spans = [m.span() for m in matches]
     return _tokens(values, [-1] * len(values), spans, values)
 
 
