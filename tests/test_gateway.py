@@ -144,12 +144,12 @@ def test_rerouted_answer_carries_the_notice_and_the_audit_event_says_reroute(
     assert provider.since(before) == []
 
 
-@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(("name", "stream"), CASES, ids=[f"{n}-{s}" for n, s in CASES])
 def test_email_is_redacted_upstream_and_restored_in_the_answer(
-    stream: bool, oai: openai.OpenAI, provider: Provider
+    name: str, stream: bool, oai: openai.OpenAI, claude: anthropic.Anthropic, provider: Provider
 ) -> None:
     before = len(provider.received)
-    answer = openai_chat(oai, "gpt-4o-mini", f"Write to {EMAIL} about the offsite.", stream)
+    answer = FORMATS[name](oai, claude, f"Write to {EMAIL} about the offsite.", stream)
     [sent] = provider.since(before)
     assert EMAIL not in sent["raw"].decode()
     assert "[EMAIL_1]" in sent["raw"].decode()
