@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     host, port = parse_listen(args.listen)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request: the audit has them
     gateway = build_gateway(args.config, args.policy, args.audit_db, args.detectors)
     names = ", ".join(gateway.config.providers) or "none"
 
