@@ -440,20 +440,26 @@ _NER_IGNORED = ["CARDINAL", "DATE", "EVENT", "FAC", "LANGUAGE", "LAW", "MONEY", 
 
 
 class MemoryZone:
-    """spaCy's memory zone around each scan, so the proxy's memory stays flat.
+    """Keeps the spaCy pipeline's memory bounded without slowing scans down.
 
-    Every new word a tokenizer sees is kept in the pipeline's string store for good (about
-    0.7 MB per 1,000 distinct prompts); inside a memory zone those strings are freed when the
-    zone closes. Zones are not thread-safe, so scans on one pipeline take turns (they hold the
-    GIL anyway). Docs must not outlive the zone: findings are plain values by then.
-    spaCy's lexeme index still keeps a few bytes per word it ever saw, so after `reload_after`
-    new words (text made of random strings, an attack) the pipeline is loaded afresh.
+    Every new word a tokenizer sees is kept in the pipeline's vocabulary for good (about
+    0.35 KB a word: ~1.5 MB per 1,000 distinct prompts of ordinary text, far more for random
+    strings). Inside a spaCy memory zone new words are freed when the zone closes, but then a
+    word the vocabulary does not hold is rebuilt on every scan, which doubled the cost of a
+    2 KB prompt. So the first `learn_words` new words after loading are kept (the working
+    vocabulary: what the company's prompts keep using), and only after that does each scan run
+    in a memory zone. spaCy's word index still grows a little even for freed words, so after
+    `reload_after` more the pipeline is loaded afresh (~0.2 s; random-string floods).
+    Zones are not thread-safe, so scans on one pipeline take turns (they hold the GIL anyway).
     """
 
-    def __init__(self, analyzer: AnalyzerEngine, reload_after: int = 1_000_000):
+    def __init__(
+        self, analyzer: AnalyzerEngine, learn_words: int = 10_000, reload_after: int = 1_000_000
+    ):
         engine = analyzer.nlp_engine
         self._engine = engine if isinstance(engine, SpacyNlpEngine) else None
         self._lock = threading.Lock()
+        self.learn_words = learn_words
         self.reload_after = reload_after
         self.reloads = 0
         self._base = self._words()
@@ -466,6 +472,11 @@ class MemoryZone:
         pipeline = self._pipeline()
         return len(pipeline.vocab) if pipeline is not None else 0
 
+    @property
+    def learning(self) -> bool:
+        """Still building the working vocabulary (no zone yet)."""
+        return self._words() - self._base < self.learn_words
+
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:
         pipeline = self._pipeline()
@@ -473,9 +484,12 @@ class MemoryZone:
             yield
             return
         with self._lock:
-            with pipeline.memory_zone():
+            if self.learning:
                 yield
-            if self._words() - self._base > self.reload_after:
+            else:
+                with pipeline.memory_zone():
+                    yield
+            if self._words() - self._base > self.learn_words + self.reload_after:
                 self._engine.load()
                 self.reloads += 1
                 self._base = self._words()
