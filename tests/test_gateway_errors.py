@@ -215,6 +215,18 @@ def test_provider_stream_cut_midway_ends_with_a_format_error(
     assert json.loads(last.split("data: ", 1)[1])["code"] == "upstream_stream_broken"
 
 
+def test_provider_stream_cut_before_its_first_event_is_a_502_in_the_callers_format(
+    gw: RunningGateway, provider: Provider
+) -> None:
+    provider.mode = "cut0"
+    body = {**MESSAGES_BODY, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    answer = gw.post(MESSAGES, body)
+    assert answer.status_code == 502
+    error = anthropic_error(answer)
+    assert "provider anthropic broke off before its first event" in error["message"]
+    assert "before its first event" in gw.event(answer.headers["x-dlpproxy-incident"])["reason"]
+
+
 def test_client_leaving_midway_closes_the_provider_stream(
     gw: RunningGateway, provider: Provider
 ) -> None:

@@ -5,10 +5,10 @@ policy and gateway.yaml writers.
 formats of tests/e2e/servers.py: it echoes `You said: <last user text>`, streams in 5-character
 pieces with chunked transfer encoding) and keeping every request it gets in `received`, so a test
 can prove that a prompt never reached it. `mode` makes it fail: `429`, `503`, `drop` (hangs up
-without an answer), `stall` (answers after STALL_S), `cut` (a stream
-that stops midway without its end), `slow` (one event every 0.2 s; `gone` is set when the
-gateway hangs up). The gateway runs on its own asyncio loop in a thread, as `dlpproxy gateway`
-runs it (`build_gateway` + `serve`).
+without an answer), `stall` (answers after STALL_S), `cut` (a stream that stops midway without
+its end), `cut0` (a stream that stops before its first event), `slow` (one event every 0.2 s;
+`gone` is set when the gateway hangs up). The gateway runs on its own asyncio loop in a thread, as
+`dlpproxy gateway` runs it (`build_gateway` + `serve`).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class _ProviderHandler(_Handler):
         self.send_header("content-type", reply.content_type)
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
-        events = reply.chunks[:3] if mode == "cut" else reply.chunks
+        events = {"cut": reply.chunks[:3], "cut0": []}.get(mode, reply.chunks)
         if mode == "slow":
             events = [*events[:1], *(events[1:2] * 60), *events[2:]]
         for event in events:
@@ -119,7 +119,7 @@ class _ProviderHandler(_Handler):
             self.wfile.flush()
             if mode == "slow":
                 time.sleep(0.2)
-        if mode != "cut":
+        if mode not in ("cut", "cut0"):
             self.wfile.write(b"0\r\n\r\n")
         self.close_connection = True
 

@@ -80,7 +80,7 @@ class Upstream:
         self, method: str, target: str, incoming: tuple[tuple[str, str], ...], body: bytes,
         route: str, pmap: PlaceholderMap | None, on_end: Callable[[str], None],
     ) -> Answer:  # fmt: skip
-        """Send and wait for the headers (and the whole body unless it is SSE).
+        """Send and wait for the headers and the whole body, or for an SSE stream's first event.
 
         ProviderDown: not reachable, timed out, or broken before the first byte could be relayed.
         For a relayed stream, `on_end(problem)` is called once it ends ("" when it was whole).
@@ -97,6 +97,12 @@ class Upstream:
         headers = _returned(response.headers)
         if "text/event-stream" in response.headers.get("content-type", "") and response.is_success:
             relay = _Relay(response, _relay(response, route, pmap), on_end)
+            try:
+                await relay.prime()
+            except _Broken as exc:
+                await relay.discard()
+                reason = f"broke off before its first event ({exc.detail})"
+                raise ProviderDown(self.config.name, reason, exc.timed_out) from None
             return Answer(response.status_code, headers, relay)
         try:
             limit = None if response.is_success else MAX_ERROR_BODY
@@ -132,11 +138,27 @@ class _Relay:
         self.response, self.events, self.on_end = response, events, on_end
         self.problem = "the client went away before the end"
         self.broken = False
+        self.first: bytes | None = None
+
+    async def prime(self) -> None:
+        """Wait for the first whole event (_Broken: the stream broke before it)."""
+        try:
+            self.first = await anext(self.events)
+        except StopAsyncIteration:  # an empty stream: it ends at once
+            self.problem, self.broken = "", True
+
+    async def discard(self) -> None:
+        """Close without relaying anything (the caller answers another way)."""
+        self.on_end = _nothing
+        await self.aclose()
 
     def __aiter__(self) -> _Relay:
         return self
 
     async def __anext__(self) -> bytes:
+        if self.first is not None:
+            first, self.first = self.first, None
+            return first
         if self.broken:
             raise StopAsyncIteration
         try:
@@ -156,9 +178,16 @@ class _Relay:
 
 
 class _Broken(Exception):
-    def __init__(self, problem: str, note: bytes):
+    """A provider stream that broke off: why, and the error event that tells the client."""
+
+    def __init__(self, exc: httpx.HTTPError, route: str):
+        self.detail = _describe(exc)
+        self.timed_out = isinstance(exc, httpx.TimeoutException)
+        problem = f"the provider's stream broke off ({self.detail})"
         super().__init__(problem)
-        self.note = note
+        self.note = broken_stream_note(
+            route, f"dlpproxy gateway: {problem}; the answer is incomplete"
+        )
 
 
 def _nothing(problem: str) -> None:
@@ -182,10 +211,9 @@ async def _relay(
             if out:
                 yield out
     except httpx.HTTPError as exc:
-        problem = f"the provider's stream broke off ({_describe(exc)})"
-        log.warning("%s on %s", problem, route)
-        note = f"dlpproxy gateway: {problem}; the answer is incomplete"
-        raise _Broken(problem, broken_stream_note(route, note)) from None
+        broken = _Broken(exc, route)
+        log.warning("%s on %s", broken, route)
+        raise broken from None
     tail = restorer.flush() if restorer is not None else pending
     if tail:
         yield tail
