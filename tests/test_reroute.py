@@ -74,7 +74,8 @@ def test_the_local_model_answers_in_the_callers_format(
         "openai_responses": lambda d: d["output"][0]["content"][0]["text"],
         "anthropic": lambda d: d["content"][0]["text"],
     }[adapter](doc)
-    assert text.startswith(BANNER) and len(text) > len(BANNER) + 2
+    assert text.startswith(BANNER + "\n\n") and len(text) > len(BANNER) + 2
+    assert not text[len(BANNER) + 2].isspace(), "the model's leading space follows the banner"
     assert dict(answer.headers)["x-dlpproxy-rerouted"] == "m0"
     assert work.ok and work.answered_by == "m0"
 
@@ -92,6 +93,13 @@ def test_a_stream_is_translated_chunk_by_chunk(local_model_server: Any) -> None:
     assert events[0] == "event: message_start"
     assert events[-1] == "event: message_stop"
     assert events.count("event: content_block_delta") >= 3  # banner + the model's tokens
+    deltas = [
+        json.loads(line[6:])["delta"].get("text", "")
+        for c in chunks for line in c.decode().splitlines()
+        if line.startswith("data: ") and '"content_block_delta"' in line
+    ]  # fmt: skip
+    text = "".join(deltas)
+    assert text.startswith(BANNER + "\n\n") and not text[len(BANNER) + 2].isspace()
     assert work.ok and "streamed" in work.outcome
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import secrets
 import socket
 import sqlite3
 import threading
@@ -310,3 +311,16 @@ class AuditWriter:
         with spill.open("a", encoding="utf-8") as out:
             for e in events:
                 out.write(json.dumps(e.row(), ensure_ascii=False) + "\n")
+
+
+def audit_salt(db: Path) -> bytes:
+    """A per-installation salt for value hashes, kept beside the audit store (0600)."""
+    path = db.with_name(db.name + ".salt")
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(value)
+    return value

@@ -100,11 +100,14 @@ async def _streamed(job: Reroute, model: LocalModel, chat: dict[str, Any]) -> Ht
                 yield _whole_stream(translator, completion(job.banner, None, job.incident))
                 job.finish(True, f"answered by local model '{model.config.name}' (empty)")
                 return
+            pending_space = bool(job.banner)  # the answer's leading space goes after a banner
             if job.banner:
                 yield translator.feed(_banner_chunk(first, job.banner))
+            pending_space = _strip_leading(first, pending_space)
             yield translator.feed(first)
             try:
                 async for chunk in chunks:
+                    pending_space = _strip_leading(chunk, pending_space)
                     yield translator.feed(chunk)
             except LocalModelError as exc:
                 note = BROKEN_NOTE.format(reason=exc.kind, incident=job.incident)
@@ -156,8 +159,23 @@ def _with_banner(done: dict[str, Any], banner: str) -> dict[str, Any]:
     if isinstance(message, dict) and isinstance(message.get("content"), str | None):
         text = message.get("content") or ""
         if text or not message.get("tool_calls"):
-            message["content"] = f"{banner}\n\n{text}" if text else banner
+            message["content"] = f"{banner}\n\n{text.lstrip()}" if text.strip() else banner
     return done
+
+
+def _strip_leading(chunk: dict[str, Any], pending: bool) -> bool:
+    """Drop the leading whitespace of the answer's first text (it follows the banner's blank
+    line); True while no text has come yet."""
+    if not pending:
+        return False
+    choices = chunk.get("choices") or []
+    delta = choices[0].get("delta") if choices and isinstance(choices[0], dict) else None
+    content = delta.get("content") if isinstance(delta, dict) else None
+    if not isinstance(content, str) or not content:
+        return True
+    assert isinstance(delta, dict)
+    delta["content"] = content.lstrip()
+    return not delta["content"]
 
 
 def _banner_chunk(first: dict[str, Any], banner: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from dlpproxy.audit import AuditWriter
+from dlpproxy.audit import AuditWriter, audit_salt
 from dlpproxy.engine import Engine
 from dlpproxy.gateway.app import Gateway
 from dlpproxy.gateway.config import load_gateway_config
@@ -35,13 +35,6 @@ def build_gateway(
     writer = AuditWriter(audit_db) if audit_db is not None else None
     salt = audit_salt(audit_db) if audit_db is not None else b""
     return Gateway(gateway_config, holder, Inspector(Engine(settings), salt), writer)
-
-
-def audit_salt(db: Path) -> bytes:
-    """The installation's salt beside the audit store, shared with the proxy (same file)."""
-    from dlpproxy.proxy.addon import _salt  # the proxy keeps it; one salt per audit store
-
-    return _salt(db)
 
 
 async def serve(

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions, http, tls
 from mitmproxy.proxy import server_hooks
 
-from dlpproxy.audit import AuditWriter
+from dlpproxy.audit import AuditWriter, audit_salt
 from dlpproxy.enforce.placeholders import PlaceholderMap
 from dlpproxy.enforce.reroute import Reroute
 from dlpproxy.enforce.restore import SseRestorer, restore_json
@@ -89,7 +87,7 @@ class DlpAddon:
         self.services = load_services(Path(opts.dlp_services), frozenset(BY_NAME))
         self.directory = load_directory(Path(opts.dlp_users))
         self.resolve = _parse_resolve(opts.dlp_resolve)
-        salt = _salt(Path(opts.dlp_audit_db))
+        salt = audit_salt(Path(opts.dlp_audit_db))
         if self.writer is not None:
             self.writer.close()
         self.writer = AuditWriter(
@@ -311,19 +309,6 @@ def _parse_resolve(specs: Sequence[str]) -> dict[str, tuple[str, int]]:
             raise DlpError(f"dlp_resolve: '{spec}' is not HOST=IP:PORT")
         out[host] = (ip, int(port))
     return out
-
-
-def _salt(db: Path) -> bytes:
-    """A per-installation salt for value hashes, kept beside the audit store (0600)."""
-    path = db.with_name(db.name + ".salt")
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(value)
-    return value
 
 
 addons = [DlpAddon()]
