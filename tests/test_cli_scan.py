@@ -90,7 +90,7 @@ def test_missing_file_is_an_error() -> None:
 def test_list_detectors_names_each_detector() -> None:
     done = scan("--list-detectors")
     names = [line.split()[0] for line in done.stdout.decode().splitlines()]
-    assert names == ["secrets", "pii", "ner", "keywords", "classifier"]
+    assert names == ["secrets", "pii", "ner", "keywords", "classifier", "fingerprint"]
 
 
 @pytest.mark.parametrize("size_mb", [10])
