@@ -244,6 +244,11 @@ def _verbatim_copy(text: str, findings: list) -> bool:
     return False
 
 
+def _high(findings: list) -> bool:
+    """Would the shipped policy block it (`block-internal-code` acts on high severity)?"""
+    return any(f.severity == "high" for f in findings)
+
+
 def _detected(detect, texts: list[str]) -> int:
     return sum(1 for t in texts if detect(t))
 
@@ -297,14 +302,16 @@ def _latency(detect, pools: dict[str, list], n: int, rng: random.Random) -> dict
         for p in prompts[:20]:
             detect(p)
         ms = []
-        flagged = 0
+        flagged = high = 0
         for p in prompts:
             began = time.perf_counter()
-            flagged += bool(detect(p))
+            found = detect(p)
             ms.append((time.perf_counter() - began) * 1000)
+            flagged += bool(found)
+            high += _high(found)
         p99 = statistics.quantiles(ms, n=100, method="inclusive")[98]
         out[kind] = {"prompts": len(ms), "p50_ms": round(statistics.median(ms), 3),
-                     "p99_ms": round(p99, 3), "flagged": flagged}  # fmt: skip
+                     "p99_ms": round(p99, 3), "flagged": flagged, "high": high}  # fmt: skip
     return out
 
 
@@ -333,12 +340,13 @@ def run(args: argparse.Namespace) -> Section:
         recall = _recall(detector.detect, code_pool, n, rng)
         docs = _sample(doc_pool, n, rng)
         recall["documents"] = [_detected(detector.detect, [t for *_, t in docs]), len(docs)]
-        false, copies = {}, {}
+        false, copies, blocked = {}, {}, {}
         for name, pool in (("other code", other_pool), ("prose", prose_pool)):
             texts = [t for *_, t in _sample(pool, negatives, rng)]
             flagged = [(t, found) for t in texts if (found := detector.detect(t))]
             false[name] = [len(flagged), len(texts)]
             copies[name] = sum(1 for t, found in flagged if _verbatim_copy(t, found))
+            blocked[name] = sum(1 for _, found in flagged if _high(found))
         pools = {"indexed code": code_pool, "other code": other_pool, "prose": prose_pool}
         latency = _latency(detector.detect, pools, args.fp_lookups, rng)
     data = {
@@ -347,7 +355,8 @@ def run(args: argparse.Namespace) -> Section:
         "memory_bytes": int(index.hashes.nbytes + index.owners.nbytes + index.ordinals.nbytes
                             + index.tags.nbytes) if index is not None else 0,
         "suppressed_common": index.suppressed if index is not None else 0,
-        "recall": recall, "false_matches": false, "verbatim_copies": copies, "latency": latency,
+        "recall": recall, "false_matches": false, "verbatim_copies": copies,
+        "high_severity": blocked, "latency": latency,
     }  # fmt: skip
     return Section("fingerprint", _markdown(data), data)
 
@@ -363,11 +372,13 @@ def _markdown(d: dict) -> str:
         copied = d["verbatim_copies"][k]
         rows.append([f"falsely matched: {k}", ratio(hit, total), "<= 0.001"])
         rows.append([f"... less verbatim copies ({copied})", ratio(hit - copied, total), ""])
+        rows.append(["... high severity (blocked)", ratio(d["high_severity"][k], total), ""])
     for kind, lat in d["latency"].items():
         goal = ">= 0.95" if kind == "indexed code" else "<= 0.001"
         rows.append(
             [f"2 KB prompts of {kind} flagged", ratio(lat["flagged"], lat["prompts"]), goal]
         )
+        rows.append(["... high severity (blocked)", ratio(lat["high"], lat["prompts"]), ""])
     for kind, lat in d["latency"].items():
         rows.append([f"lookup 2 KB, {kind} (p50 / p99)", f"{lat['p50_ms']} / {lat['p99_ms']} ms",
                      "<= 2 ms"])  # fmt: skip

@@ -22,7 +22,7 @@ from dlpproxy.types import INTERNAL_CODE, INTERNAL_DOCUMENT, Finding
 REFRESH_S = 2.0
 # A region this large (distinct shared fingerprints), or a prompt mostly made of one file, is
 # a high-severity finding (the default policy blocks internal code at high); less is medium.
-HIGH_MATCHES = 4
+HIGH_MATCHES = 8
 HIGH_SIMILARITY = 0.5
 
 
