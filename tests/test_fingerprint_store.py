@@ -213,3 +213,44 @@ def test_concurrent_reader_sees_the_previous_state_during_a_write(tmp_path, stor
         store.delete(r.id for r in store.files_of("helios").values())
         assert reader.execute("SELECT count(*) FROM files").fetchone()[0] == 2
     assert reader.execute("SELECT count(*) FROM files").fetchone()[0] == 0
+
+
+def test_a_killed_index_run_leaves_a_consistent_store(tmp_path):
+    """SIGKILL in the middle of `index add` (a real process): whole files only, and the next
+    run finishes the job."""
+    import signal
+    import sys
+    import time
+
+    root = tmp_path / "big"
+    root.mkdir()
+    for i in range(3000):
+        (root / f"m{i}.py").write_text(GAME.replace("Dungeon", f"Dungeon{i}"), encoding="utf-8")
+    db = tmp_path / "fp.db"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    cmd = [sys.executable, "-m", "dlpproxy", "index", "--db", str(db), "add", str(root)]
+    proc = subprocess.Popen([*cmd, "--label", "big"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if db.exists() and _rows(db) > 0:
+                break
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=10)
+    with FingerprintStore(db) as store:
+        rows = store.db.execute("SELECT count, length(hashes) FROM files").fetchall()
+        assert 0 < len(rows) < 3000
+        assert all(size == 5 * count for count, size in rows)
+        summary = add(store, root, label="big")
+        assert summary.unchanged == len(rows)
+        assert len(store.files_of("big")) == 3000
+
+
+def _rows(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=0.1) as conn:
+            return int(conn.execute("SELECT count(*) FROM files").fetchone()[0])
+    except sqlite3.Error:
+        return 0
