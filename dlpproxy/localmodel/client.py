@@ -204,8 +204,10 @@ class LocalModel:
 
     async def _chunks(self, response: httpx.Response) -> AsyncGenerator[dict[str, Any], None]:
         finished = False
-        async for data in sse_data(response.aiter_lines()):
+        events = sse_data(response.aiter_lines())
+        async for data in events:
             if data.strip() == "[DONE]":
+                await _drain(events)
                 break
             chunk = self._parse(data)
             if not isinstance(chunk, dict):
@@ -363,6 +365,15 @@ class LocalModels:
     async def aclose(self) -> None:
         for model in self._models.values():
             await model.aclose()
+
+
+async def _drain(events: AsyncIterator[str], within_s: float = 0.25) -> None:
+    """Read what follows `[DONE]` (normally just the end of the body) so the connection goes
+    back to the pool instead of being closed; a server that keeps the stream open is left."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within_s):
+            async for _ in events:
+                pass
 
 
 def _completion_problem(doc: dict[str, Any]) -> str:
