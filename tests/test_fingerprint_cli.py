@@ -34,6 +34,14 @@ def test_add_list_stats_remove(tmp_path, capsys):
     assert "empty" in capsys.readouterr().out
 
 
+def test_public_labels_are_marked_in_the_list(tmp_path, capsys):
+    db = str(tmp_path / "fp.db")
+    root = company_tree(tmp_path / "repo")
+    assert main(["index", "--db", db, "add", str(root / "docs"), "--label", "std", "--public"]) == 0
+    assert main(["index", "--db", db, "list"]) == 0
+    assert "std [public: allow-list]: 1 files" in capsys.readouterr().out
+
+
 def test_removing_an_unknown_label_is_an_error(tmp_path, capsys):
     db = str(tmp_path / "fp.db")
     main(["index", "--db", db, "add", str(company_tree(tmp_path / "repo")), "--label", "a"])

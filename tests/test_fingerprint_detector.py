@@ -113,3 +113,32 @@ def test_engine_and_shipped_policy_block_pasted_company_code(db):
     decision = load_policy(ROOT / "rules" / "policy.yaml").decide(result.findings)
     assert decision.action == "block"
     assert decision.rule == "block-internal-code"
+
+
+def test_public_code_is_subtracted_and_never_reported(tmp_path):
+    company = tmp_path / "company"
+    company.mkdir()
+    # the company's file embeds public code (a copied helper) beside its own
+    (company / "billing.py").write_text(GAME + "\n\n" + LEDGER, encoding="utf-8")
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "dungeon.py").write_text(GAME, encoding="utf-8")
+    with FingerprintStore(tmp_path / "fp.db", create=True) as store:
+        index_paths(store, [company], "helios", 1024 * 1024)
+        index_paths(store, [public], "stdlib", 1024 * 1024, public=True)
+        assert [(i.label, i.public) for i in store.labels()] == [
+            ("helios", False),
+            ("stdlib", True),
+        ]
+    detector = FingerprintDetector(tmp_path / "fp.db")
+    assert detector.detect(ASK + GAME) == []
+    [finding] = detector.detect(ASK + reconcile())
+    assert finding.rule.endswith("billing.py")
+
+
+def test_a_label_keeps_its_kind(tmp_path):
+    root = company_tree(tmp_path / "repo")
+    with FingerprintStore(tmp_path / "fp.db", create=True) as store:
+        index_paths(store, [root], "helios", 1024 * 1024)
+        with pytest.raises(DlpError, match="label 'helios' holds company content"):
+            index_paths(store, [root], "helios", 1024 * 1024, public=True)

@@ -1,6 +1,6 @@
 """`dlpproxy index`: the fingerprint index of the company's code and documents.
 
-    dlpproxy index add PATH... --label NAME [--progress] [--max-file-mb N]
+    dlpproxy index add PATH... --label NAME [--public] [--progress] [--max-file-mb N]
     dlpproxy index list | stats | remove LABEL        [--db FILE]
 
 Exit 0 on success, 2 on an error (a store from another version, a missing index).
@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument(
         "--max-file-mb", type=float, metavar="N", help="skip files larger than this (default 8)"
     )
+    add.add_argument(
+        "--public",
+        action="store_true",
+        help="public code (standard library, dependencies): never reported, and its fingerprints"
+        " are subtracted from the company's",
+    )
     add.add_argument("-v", "--verbose", action="store_true", help="list every skipped file")
     sub.add_parser("list", parents=[common], help="labels with their roots, files, fingerprints")
     sub.add_parser("stats", parents=[common], help="totals: files, lines, fingerprints, size")
@@ -74,7 +80,9 @@ def _add(args: argparse.Namespace, path: Path, settings: Settings) -> int:
         limit = int(args.max_file_mb * 1024 * 1024)
     progress = args.progress or sys.stderr.isatty()
     with FingerprintStore(path, create=True) as store:
-        summary = index_paths(store, args.paths, args.label.strip(), limit, progress)
+        summary = index_paths(
+            store, args.paths, args.label.strip(), limit, progress, public=args.public
+        )
     _print_summary(summary, args.verbose)
     return 0
 
@@ -105,9 +113,10 @@ def _list(store: FingerprintStore) -> int:
         return 0
     for info in labels:
         when = datetime.datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M")
+        public = " [public: allow-list]" if info.public else ""
         print(
-            f"{info.label}: {info.files} files ({info.code_files} code), {info.lines:,} lines, "
-            f"{info.fingerprints:,} fingerprints, updated {when}"
+            f"{info.label}{public}: {info.files} files ({info.code_files} code), "
+            f"{info.lines:,} lines, {info.fingerprints:,} fingerprints, updated {when}"
         )
         for root in info.roots:
             print(f"  {root}")
@@ -129,7 +138,7 @@ def _stats(store: FingerprintStore) -> int:
     print(f"fingerprints: {sum(i.fingerprints for i in labels):,}")
     print(f"store size: {size:,} bytes{share}")
     index, _ = store.load()
-    print(f"common fingerprints left out (in many files): {index.suppressed:,}")
+    print(f"fingerprints left out (in many files, or public): {index.suppressed:,}")
     return 0
 
 

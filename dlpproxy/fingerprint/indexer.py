@@ -112,10 +112,13 @@ def index_paths(
     max_bytes: int,
     progress: bool = False,
     on_batch: Callable[[int], None] | None = None,
+    public: bool = False,
 ) -> Summary:
-    """Index `roots` under `label`; see the module docstring for what is (re)read."""
+    """Index `roots` under `label` (`public`: an allow-list of code that is not secret, whose
+    fingerprints are subtracted); see the module docstring for what is (re)read."""
     began = time.perf_counter()
     summary = Summary(label)
+    store.set_label(label, public)
     known = store.files_of(label)
     paths: list[Path] = []
     resolved_roots = [r.expanduser().resolve() for r in roots]

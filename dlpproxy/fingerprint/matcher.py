@@ -3,7 +3,8 @@
 Every fingerprint of every file sits in one sorted numpy array beside the file it belongs to;
 a text's k-gram hashes (all of them, not only its winnowed ones, so that every fingerprint a file
 kept inside the shared part is seen) are found with two binary searches. Fingerprints that occur
-in many files (idioms, boilerplate the file filters missed) are left out when the array is built.
+in many files (idioms, boilerplate the file filters missed) or in public code registered as an
+allow-list are left out when the array is built.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class Match:
 class MemoryIndex:
     """Fingerprints of all indexed files, sorted, with the file each one came from."""
 
-    def __init__(self, per_file: Sequence[tuple[int, U32, U8]], max_files: int):
+    def __init__(
+        self, per_file: Sequence[tuple[int, U32, U8]], max_files: int, public: U32 | None = None
+    ):
         sizes = [len(h) for _, h, _ in per_file]
         hashes = np.concatenate([h for _, h, _ in per_file]) if per_file else np.zeros(0, np.uint32)
         marks = np.concatenate([t for _, _, t in per_file]) if per_file else np.zeros(0, np.uint8)
@@ -73,6 +76,10 @@ class MemoryIndex:
         _, counts = np.unique(hashes, return_counts=True)
         keep = np.repeat(counts <= max_files, counts)
         self.suppressed = int(np.count_nonzero(counts > max_files))
+        if public is not None:  # public code (an allow-list label) is nobody's secret
+            known = np.isin(hashes, public)
+            self.suppressed += len(np.unique(hashes[known & keep]))
+            keep &= ~known
         self.hashes: U32 = hashes[keep]
         self.owners: I64 = owners[keep]
         # where each fingerprint stands among its file's fingerprints (they are stored in order)

@@ -28,11 +28,12 @@ PARAMS = (
     ";".join(
         f"{c.name}:k{c.k}w{c.w}d{c.min_distinct}{'r' if c.renames else ''}" for c in (CODE, PROSE)
     )
-    + ";norm5"
+    + ";norm6"
 )
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS labels (name TEXT PRIMARY KEY, public INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS roots (
     label TEXT NOT NULL, path TEXT NOT NULL, added REAL NOT NULL, PRIMARY KEY (label, path)
 );
@@ -94,6 +95,7 @@ class LabelInfo:
     source_bytes: int
     fingerprints: int
     updated: float
+    public: bool = False  # an allow-list: its fingerprints are subtracted, never reported
 
 
 class FingerprintStore:
@@ -182,6 +184,17 @@ class FingerprintStore:
         )
         return {r[2]: FileRecord(*r) for r in rows}
 
+    def set_label(self, label: str, public: bool) -> None:
+        """Record a label as company content or public code; a label keeps what it was."""
+        row = self.db.execute("SELECT public FROM labels WHERE name = ?", (label,)).fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO labels (name, public) VALUES (?, ?)", (label, public))
+        elif bool(row[0]) != public:
+            was = "public (allow-list)" if row[0] else "company content"
+            raise FingerprintStoreError(
+                f"label '{label}' holds {was}; use another label, or remove it first"
+            )
+
     def add_root(self, label: str, root: str) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO roots (label, path, added) VALUES (?, ?, ?)",
@@ -221,6 +234,7 @@ class FingerprintStore:
         with self.transaction():
             count = self.db.execute("DELETE FROM files WHERE label = ?", (label,)).rowcount
             self.db.execute("DELETE FROM roots WHERE label = ?", (label,))
+            self.db.execute("DELETE FROM labels WHERE name = ?", (label,))
         self.db.execute("VACUUM")
         return int(count)
 
@@ -233,26 +247,37 @@ class FingerprintStore:
             " max(indexed) FROM files GROUP BY label"
         ).fetchall()
         found = {r[0]: r for r in rows}
+        public = self._public()
         out = []
         for label in sorted(set(roots) | set(found)):
             r = found.get(label) or (label, 0, 0, 0, 0, 0, 0.0)
             out.append(LabelInfo(label, tuple(roots.get(label, ())), int(r[1]), int(r[2] or 0),
                                  int(r[3] or 0), int(r[4] or 0), int(r[5] or 0),
-                                 float(r[6] or 0.0)))  # fmt: skip
+                                 float(r[6] or 0.0), label in public))  # fmt: skip
         return out
 
+    def _public(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT name FROM labels WHERE public")}
+
     def load(self) -> tuple[MemoryIndex, dict[int, tuple[str, str, str]]]:
-        """Every fingerprint in memory, and file id -> (label, path, kind)."""
+        """Every company fingerprint in memory, less those of public labels, and file id ->
+        (label, path, kind)."""
         per_file: list[tuple[int, U32, U8]] = []
+        public: list[U32] = []
         files: dict[int, tuple[str, str, str]] = {}
+        allow = self._public()
         for file_id, label, path, kind, count, blob in self.db.execute(
             "SELECT id, label, path, kind, count, hashes FROM files"
         ):
-            files[file_id] = (label, path, kind)
             hashes = np.frombuffer(blob, dtype="<u4", count=count).astype(np.uint32)
+            if label in allow:
+                public.append(hashes)
+                continue
+            files[file_id] = (label, path, kind)
             marks = np.frombuffer(blob, dtype=np.uint8, offset=4 * count, count=count)
             per_file.append((file_id, hashes, marks))
-        return MemoryIndex(per_file, max_files=common_limit(len(files))), files
+        known = np.unique(np.concatenate(public)) if public else None
+        return MemoryIndex(per_file, common_limit(len(files)), known), files
 
 
 def common_limit(files: int) -> int:
