@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Input, Static
 
 from dlpproxy.audit.store import beat, insert_events, open_store
 from dlpproxy.cli import main
+from dlpproxy.tui import queries
 from dlpproxy.tui.app import DlpTui, HelpScreen
 from dlpproxy.tui.incident import IncidentScreen
 from dlpproxy.tui.live import LiveScreen
@@ -101,6 +102,23 @@ async def test_bad_filter_is_explained_and_keeps_the_rows(store: Path, policy: P
         await go(app, pilot, "slash", *"action:mask2", "enter")
         assert "unknown action 'mask2'" in text_of(app, "#state")
         assert table(app).row_count == 10
+
+
+async def test_word_search_shows_hits_as_it_goes(
+    store: Path, policy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # chunks of 3 events, each returned at once: the table fills in four steps
+    monkeypatch.setattr(queries, "SEARCH_CHUNK", 3)
+    monkeypatch.setattr(queries, "SEARCH_BUDGET_S", 0.0)
+    app = console(store, policy)
+    async with app.run_test() as pilot:
+        await app.live_ready()
+        await pilot.press("slash", *"openai", "enter")
+        await until(
+            lambda: '"openai"' in text_of(app, "#state") and app.live_screen.exhausted, pilot
+        )
+        assert first_column(app, "#events", 1) == ["lee", "lee", "choi", "kim"]
+        assert text_of(app, "#state").startswith('LIVE · "openai" · 4 rows')
 
 
 async def test_new_decisions_appear_at_the_top(store: Path, policy: Path) -> None:

@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 from dlpproxy.audit.store import AuditError, AuditWriter, open_store
-from dlpproxy.tui.queries import AuditReader, FilterError, Filters, parse_filters
+from dlpproxy.tui import queries
+from dlpproxy.tui.queries import AuditReader, FilterError, Filters, Row, parse_filters
 from tests import tui_store
 from tests.tui_store import T0, event, fill
 
 store, utc = tui_store.store, tui_store.utc
 
 
-def ids(rows: list) -> list[str]:
+def ids(rows: list[Row]) -> list[str]:
     return [r.id for r in rows]
 
 
@@ -39,36 +40,69 @@ def test_bad_filter_says_what_is_accepted(query: str, problem: str) -> None:
 
 def test_pages_are_newest_first_and_continue_after_the_last_row(store: Path) -> None:
     reader = AuditReader(store)
-    first = reader.page(Filters(), None, 4)
+    first = reader.page(Filters(), None, 4).rows
     assert ids(first) == ["evt0000000000009", "evt0000000000008", "evt0000000000007",
                           "evt0000000000006"]  # fmt: skip
-    rest = reader.page(Filters(), first[-1].cursor, 100)
+    rest = reader.page(Filters(), first[-1].cursor, 100).rows
     assert len(rest) == 6 and rest[0].id == "evt0000000000005" and rest[-1].id.endswith("00")
 
 
 def test_each_filter_selects_exactly_its_events(store: Path) -> None:
     reader = AuditReader(store)
-    assert ids(reader.page(parse_filters("user:kim"))) == [
+    assert ids(reader.page(parse_filters("user:kim")).rows) == [
         "evt0000000000007", "evt0000000000003", "evt0000000000000"]  # fmt: skip
-    assert len(reader.page(parse_filters("action:block"))) == 4
-    assert ids(reader.page(parse_filters("service:anthropic"))) == [
+    assert len(reader.page(parse_filters("action:block")).rows) == 4
+    assert ids(reader.page(parse_filters("service:anthropic")).rows) == [
         "evt0000000000008", "evt0000000000001"]  # fmt: skip
     # event 3 and 9 hold two findings each: each event is listed once
-    pii = ids(reader.page(parse_filters("category:pii")))
+    pii = ids(reader.page(parse_filters("category:pii")).rows)
     assert pii == ["evt0000000000009", "evt0000000000007", "evt0000000000003",
                    "evt0000000000002"]  # fmt: skip
-    assert ids(reader.page(parse_filters("category:pii user:kim action:block"))) == [
+    assert ids(reader.page(parse_filters("category:pii user:kim action:block")).rows) == [
         "evt0000000000003"]  # fmt: skip
-    assert ids(reader.page(parse_filters("deepseek"))) == ["evt0000000000006"]
-    assert reader.page(parse_filters("nothing-like-this")) == []
+    assert ids(reader.page(parse_filters("deepseek")).rows) == ["evt0000000000006"]
+    assert reader.page(parse_filters("nothing-like-this")).rows == []
 
 
 def test_category_pages_continue_without_repeating(store: Path) -> None:
     reader = AuditReader(store)
-    first = reader.page(parse_filters("category:pii"), None, 2)
-    second = reader.page(parse_filters("category:pii"), first[-1].cursor, 2)
+    first = reader.page(parse_filters("category:pii"), None, 2).rows
+    second = reader.page(parse_filters("category:pii"), first[-1].cursor, 2).rows
     assert ids(first + second) == ["evt0000000000009", "evt0000000000007",
                                    "evt0000000000003", "evt0000000000002"]  # fmt: skip
+
+
+def test_word_search_goes_on_chunk_by_chunk_to_the_oldest_event(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the sizes shrunk so that ten events take four chunks; the queries are the real ones
+    monkeypatch.setattr(queries, "SEARCH_CHUNK", 3)
+    monkeypatch.setattr(queries, "SEARCH_BUDGET_S", 0.0)
+    reader = AuditReader(store)
+    found, cursor, calls = [], None, 0
+    while True:
+        page = reader.page(parse_filters("openai"), cursor, 100)
+        found += ids(page.rows)
+        calls += 1
+        if page.next is None:
+            break
+        assert page.searched_to == page.next[0]
+        cursor = page.next
+    assert found == ["evt0000000000009", "evt0000000000005", "evt0000000000004",
+                     "evt0000000000000"]  # fmt: skip
+    assert calls == 4
+
+
+def test_word_search_page_ends_at_its_last_row(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queries, "SEARCH_CHUNK", 3)
+    reader = AuditReader(store)
+    first = reader.page(parse_filters("OpenAI"), None, 2)
+    assert ids(first.rows) == ["evt0000000000009", "evt0000000000005"]
+    assert first.next == first.rows[-1].cursor and first.searched_to is None
+    rest = reader.page(parse_filters("OpenAI"), first.next, 2)
+    assert ids(rest.rows) == ["evt0000000000004", "evt0000000000000"]
 
 
 def test_poll_finds_only_rows_stored_after_the_last_seen(store: Path) -> None:
@@ -91,7 +125,7 @@ def test_marks_are_stored_per_event_and_counted_per_rule(store: Path) -> None:
     reader.mark("evt0000000000002", "reviewed", "redact-contact-data")
     event_1 = reader.event("evt0000000000001")
     assert event_1 is not None and event_1["verdict"] == "false_positive"
-    assert reader.page(Filters(), None, 100)[-2].verdict == "false_positive"
+    assert reader.page(Filters(), None, 100).rows[-2].verdict == "false_positive"
     board = reader.dashboard(T0 - 3600, T0)
     assert board.marks_per_rule == [("block-secrets", 2, 0), ("redact-contact-data", 0, 1)]
     reader.mark("evt0000000000006", "", "block-secrets")
@@ -153,7 +187,7 @@ def test_schema_1_store_gains_reviews_and_heartbeat_and_keeps_its_events(tmp_pat
     db.commit()
     db.close()
     reader = AuditReader(path)
-    assert len(reader.page(Filters(), None, 100)) == 10
+    assert len(reader.page(Filters(), None, 100).rows) == 10
     reader.mark("evt0000000000001", "reviewed", "block-secrets")
     assert reader.heartbeats() == []
     version = sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0]

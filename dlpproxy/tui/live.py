@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from dlpproxy.errors import DlpError
 from dlpproxy.tui.base import VERDICT_MARK, ConsoleScreen, action_text, when
-from dlpproxy.tui.queries import Filters, Row, parse_filters
+from dlpproxy.tui.queries import Filters, Page, Row, parse_filters
 
 PAGE = 100
 COLUMNS = (("time", 14), ("user", 14), ("service", 11), ("action", 7), ("", 2),
@@ -52,6 +52,9 @@ class LiveScreen(ConsoleScreen):
         self.loaded = asyncio.Event()
         self.message = ""
         self.painted_at = 0.0
+        self.next_cursor: tuple[float, str] | None = None
+        self.searched_to: float | None = None
+        self.generation = 0
         self.querying = False
         self.focus_table = False
 
@@ -89,10 +92,12 @@ class LiveScreen(ConsoleScreen):
 
     @work(exclusive=True, group="live-page")
     async def _load_newest(self) -> None:
+        self.generation += 1
+        self.workers.cancel_group(self, "live-more")
         reader = self.console.reader
         try:
             top = await asyncio.to_thread(reader.last_rowid)
-            rows = await asyncio.to_thread(reader.page, self.filters, None, PAGE)
+            page = await asyncio.to_thread(reader.page, self.filters, None, PAGE)
         except DlpError as exc:
             self.querying = False
             self._show_state(f"error: {exc}")
@@ -100,12 +105,10 @@ class LiveScreen(ConsoleScreen):
             return
         self.querying = False
         self.last_rowid, self.pending, self.rows = top, 0, []
-        self.exhausted = len(rows) < PAGE
         table = self.query_one("#events", DataTable)
         table.clear()
-        self._append(rows)
+        self._take(page)
         table.move_cursor(row=0)
-        self._show_state()
         self.call_after_refresh(self._painted)
 
     def _painted(self) -> None:
@@ -118,19 +121,30 @@ class LiveScreen(ConsoleScreen):
 
     @work(exclusive=True, group="live-more")
     async def more(self) -> None:
-        """The next (older) page after the last row shown."""
-        if self.exhausted or not self.rows:
+        """The next (older) page, from where the last one ended."""
+        if self.next_cursor is None:
             return
+        generation = self.generation
         try:
-            rows = await asyncio.to_thread(
-                self.console.reader.page, self.filters, self.rows[-1].cursor, PAGE
+            page = await asyncio.to_thread(
+                self.console.reader.page, self.filters, self.next_cursor, PAGE
             )
         except DlpError as exc:
             self._show_state(f"error: {exc}")
             return
-        self.exhausted = len(rows) < PAGE
-        self._append(rows)
+        if generation == self.generation:  # not for a filter that has been replaced
+            self._take(page)
+
+    def _take(self, page: Page) -> None:
+        """Append a page; a word search that stopped early to show its hits goes on."""
+        self._append(page.rows)
+        self.next_cursor = page.next
+        self.exhausted = page.next is None
+        going_on = page.searched_to is not None and len(self.rows) < PAGE
+        self.searched_to = page.searched_to if going_on else None
         self._show_state()
+        if going_on:
+            self.call_later(self.more)
 
     async def poll(self) -> None:
         """New rows since the last look: shown at once at the top, counted when paused."""
@@ -174,6 +188,8 @@ class LiveScreen(ConsoleScreen):
             text = Text.assemble(
                 mode, f" · {self.filters.describe()} · {len(self.rows)}{more} rows"
             )
+            if self.searched_to is not None:
+                text.append(f" · searching, back to {when(self.searched_to)}…", style="yellow")
             if self.pending:
                 text.append(f" · {self.pending} new (g: show)", style="bold")
         self.query_one("#state", Static).update(text)

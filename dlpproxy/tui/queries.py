@@ -29,6 +29,8 @@ COLUMNS = (
     "COALESCE(r.verdict, '')"
 )
 LATENCY_SAMPLE = 20_000
+SEARCH_CHUNK = 50_000  # events scanned per query of a word search
+SEARCH_BUDGET_S = 0.12  # a word search returns what it found after this long, and goes on later
 
 
 class FilterError(DlpError):
@@ -95,6 +97,18 @@ class Row:
 
 
 @dataclass(frozen=True, slots=True)
+class Page:
+    """Rows of one page and the cursor the next page starts from (None: nothing older).
+
+    `searched_to` is set when a word search stopped early to show what it has: the time of the
+    oldest event it looked at."""
+
+    rows: list[Row]
+    next: tuple[float, str] | None
+    searched_to: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Dashboard:
     """Aggregates over one time window, each bounded (top lists, a latency sample)."""
 
@@ -149,8 +163,14 @@ class AuditReader:
 
     def page(
         self, filters: Filters, before: tuple[float, str] | None = None, limit: int = 100
-    ) -> list[Row]:
-        """Up to `limit` matching events, newest first, older than `before` (a row's cursor)."""
+    ) -> Page:
+        """Up to `limit` matching events, newest first, older than `before` (a cursor).
+
+        Word searches have no index: they scan at most `SEARCH_BUDGET_S` worth of events per
+        call and return what they found with where to go on, so results arrive piece by piece.
+        """
+        if filters.text:
+            return self._search(filters, before, limit)
         by_category = bool(filters.category) and not filters.user
         where, params = _conditions(filters, by_category)
         if by_category:
@@ -168,7 +188,34 @@ class AuditReader:
             params += [before[0], before[1]]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         sql = f"{select} FROM {source} {clause} ORDER BY {order} LIMIT ?"
-        return [Row(*r[:9]) for r in self._query(sql, [*params, limit])]
+        rows = [Row(*r[:9]) for r in self._query(sql, [*params, limit])]
+        return Page(rows, rows[-1].cursor if len(rows) == limit else None)
+
+    def _search(self, filters: Filters, before: tuple[float, str] | None, limit: int) -> Page:
+        """Scan back in slices of about SEARCH_CHUNK events, cut by time on the ts index."""
+        where, params = _conditions(filters, False)
+        found: list[Row] = []
+        began = time.monotonic()
+        cursor = before or (float("inf"), "")
+        while True:
+            edge = self._query(
+                "SELECT ts FROM events WHERE ts <= ? ORDER BY ts DESC LIMIT 1 OFFSET ?",
+                [cursor[0], SEARCH_CHUNK],
+            )
+            lower = float(edge[0][0]) if edge else float("-inf")
+            terms = [*where, "(e.ts, e.id) < (?, ?)", "e.ts > ?"]
+            sql = (
+                f"SELECT {COLUMNS} FROM events e LEFT JOIN reviews r ON r.event_id = e.id "
+                f"WHERE {' AND '.join(terms)} ORDER BY e.ts DESC, e.id DESC LIMIT ?"
+            )
+            found += [Row(*r) for r in self._query(sql, [*params, *cursor, lower, limit])]
+            if len(found) >= limit:
+                return Page(found[:limit], found[limit - 1].cursor)
+            if not edge:
+                return Page(found, None)
+            cursor = (lower, "\uffff")  # next: everything at `lower` and older
+            if time.monotonic() - began > SEARCH_BUDGET_S:
+                return Page(found, cursor, searched_to=lower)
 
     def newer(self, filters: Filters, after_rowid: int, limit: int = 500) -> list[Row]:
         """Matching events stored after `after_rowid` (the Live screen's poll), oldest first."""
@@ -313,12 +360,22 @@ def _conditions(filters: Filters, by_category: bool) -> tuple[list[str], list[An
             params.append(value)
             indexed = False
     if filters.text:
-        for word in filters.text.split():
-            like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            cols = ("e.id", "e.user", "e.service", "e.host", "e.rule", "e.categories")
-            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
-            params += [like] * len(cols)
+        words, more = _words(filters.text)
+        where.append(words)
+        params += more
     return where, params
+
+
+def _words(text: str) -> tuple[str, list[str]]:
+    """Every word in one of the text columns (LIKE: case-insensitive for ASCII)."""
+    terms: list[str] = []
+    params: list[str] = []
+    cols = ("e.id", "e.user", "e.service", "e.host", "e.rule", "e.categories")
+    for word in text.split():
+        like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        terms.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
+        params += [like] * len(cols)
+    return "(" + " AND ".join(terms) + ")", params
 
 
 def _series(rows: list[tuple[Any, ...]], buckets: int) -> dict[str, list[int]]:
