@@ -257,8 +257,8 @@ def _pool(paths: list[Path]) -> list[tuple[Path, list[str]]]:
     return [(p, lines) for p in paths if len(lines := _lines(p)) >= 10]
 
 
-def _recall(detect, pool, n: int, rng: random.Random) -> dict[str, list[int]]:
-    """Detected / total for each variant of the same snippets."""
+def _variants(pool, n: int, rng: random.Random) -> dict[str, list[str]]:
+    """The same snippets as they are, renamed, reformatted and both."""
     renamed_lines: dict[Path, list[str] | None] = {}
     variants: dict[str, list[str]] = {"as is": [], "renamed": [], "reformatted": [], "both": []}
     for path, start, text in _sample(pool, n * 2, rng):
@@ -275,7 +275,7 @@ def _recall(detect, pool, n: int, rng: random.Random) -> dict[str, list[int]]:
         variants["renamed"].append(other)
         variants["reformatted"].append(reformatted(text))
         variants["both"].append(reformatted(other))
-    return {k: [_detected(detect, v), len(v)] for k, v in variants.items()}
+    return variants
 
 
 def _prompts(pool, n: int, rng: random.Random) -> list[str]:
@@ -315,6 +315,34 @@ def _latency(detect, pools: dict[str, list], n: int, rng: random.Random) -> dict
     return out
 
 
+def _with_public(
+    db: Path, detector, variants: dict[str, list[str]], negatives: dict[str, list[tuple]]
+) -> dict:
+    """The standard library registered as public code (`index add --public`): detection and
+    false matches before and after, on the same snippets; other code here means the other
+    packages only (the standard library's own snippets would be subtracted by construction)."""
+    from dlpproxy.detect.fingerprint import FingerprintDetector
+    from dlpproxy.fingerprint.indexer import index_paths
+    from dlpproxy.fingerprint.store import FingerprintStore
+
+    lib = Path(random.__file__).parent
+    packages = [t for path, _, t in negatives["other code"] if lib not in path.parents]
+    prose = [t for *_, t in negatives["prose"]]
+
+    def measure(detect) -> dict[str, list[int]]:
+        sets = {"as is": variants["as is"], "both": variants["both"]}
+        sets.update({"other packages": packages, "prose": prose})
+        return {k: [_detected(detect, v), len(v)] for k, v in sets.items()}
+
+    out: dict[str, object] = {"without": measure(detector.detect)}
+    print("fingerprint: registering the standard library as public code", flush=True)
+    with FingerprintStore(db) as store:
+        summary = index_paths(store, [lib], "python-stdlib", 8 * 1024 * 1024, public=True)
+    out["with"] = measure(FingerprintDetector(db).detect)
+    out["public_lines"] = summary.lines
+    return out
+
+
 def run(args: argparse.Namespace) -> Section:
     """Index, then measure detection, false matches, lookup latency; a Section for run_all."""
     from dlpproxy.detect.fingerprint import FingerprintDetector
@@ -327,7 +355,8 @@ def run(args: argparse.Namespace) -> Section:
     with tempfile.TemporaryDirectory(prefix="dlpproxy-fp-bench-") as tmp:
         print(f"fingerprint: indexing {', '.join(packages)} and /usr/share/doc", flush=True)
         built = _build(Path(tmp), packages)
-        detector = FingerprintDetector(built.pop("db"))  # type: ignore[arg-type]
+        db = built.pop("db")
+        detector = FingerprintDetector(db)  # type: ignore[arg-type]
         began = time.perf_counter()
         detector.detect("warm-up")
         load_s = time.perf_counter() - began
@@ -337,18 +366,22 @@ def run(args: argparse.Namespace) -> Section:
         other_pool = _pool(_code_files(OTHER) + _stdlib_files())
         prose_pool = _pool(built.pop("prose_files") + _metadata(OTHER))  # type: ignore[operator]
         print("fingerprint: sampling and matching snippets", flush=True)
-        recall = _recall(detector.detect, code_pool, n, rng)
+        variants = _variants(code_pool, n, rng)
+        recall = {k: [_detected(detector.detect, v), len(v)] for k, v in variants.items()}
         docs = _sample(doc_pool, n, rng)
         recall["documents"] = [_detected(detector.detect, [t for *_, t in docs]), len(docs)]
         false, copies, blocked = {}, {}, {}
+        negative_sets: dict[str, list[tuple]] = {}
         for name, pool in (("other code", other_pool), ("prose", prose_pool)):
-            texts = [t for *_, t in _sample(pool, negatives, rng)]
+            negative_sets[name] = _sample(pool, negatives, rng)
+            texts = [t for *_, t in negative_sets[name]]
             flagged = [(t, found) for t in texts if (found := detector.detect(t))]
             false[name] = [len(flagged), len(texts)]
             copies[name] = sum(1 for t, found in flagged if _verbatim_copy(t, found))
             blocked[name] = sum(1 for _, found in flagged if _high(found))
         pools = {"indexed code": code_pool, "other code": other_pool, "prose": prose_pool}
         latency = _latency(detector.detect, pools, args.fp_lookups, rng)
+        public = _with_public(db, detector, variants, negative_sets)  # type: ignore[arg-type]
     data = {
         **built, "packages": list(packages), "other_packages": list(OTHER), "seed": SEED,
         "index_load_seconds": round(load_s, 2),
@@ -356,7 +389,7 @@ def run(args: argparse.Namespace) -> Section:
                             + index.tags.nbytes) if index is not None else 0,
         "suppressed_common": index.suppressed if index is not None else 0,
         "recall": recall, "false_matches": false, "verbatim_copies": copies,
-        "high_severity": blocked, "latency": latency,
+        "high_severity": blocked, "latency": latency, "with_public_stdlib": public,
     }  # fmt: skip
     return Section("fingerprint", _markdown(data), data)
 
@@ -389,6 +422,10 @@ def _markdown(d: dict) -> str:
         ["store size / source size", f"{size:.3f} ({d['store_bytes']:,} / {d['source_bytes']:,} B)",
          "<= 0.10"],
     ]  # fmt: skip
+    pub = d["with_public_stdlib"]
+    for k in pub["without"]:
+        rows.append([f"stdlib registered as public: {k}",
+                     f"{ratio(*pub['without'][k])} -> {ratio(*pub['with'][k])}", ""])  # fmt: skip
     head = (
         f"## Fingerprint index\n\nIndexed as company code: {', '.join(d['packages'])} "
         f"({d['code_files']:,} files, {d['code_lines']:,} lines, {d['code_seconds']} s); as "
