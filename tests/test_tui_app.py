@@ -102,6 +102,9 @@ async def test_bad_filter_is_explained_and_keeps_the_rows(store: Path, policy: P
         await go(app, pilot, "slash", *"action:mask2", "enter")
         assert "unknown action 'mask2'" in text_of(app, "#state")
         assert table(app).row_count == 10
+        assert app.focused is app.screen.query_one("#filter", Input)  # still there to fix it
+        await pilot.press("escape")
+        assert app.focused is table(app)
 
 
 async def test_word_search_shows_hits_as_it_goes(

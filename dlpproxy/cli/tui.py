@@ -28,4 +28,4 @@ def run(args: argparse.Namespace) -> int:
     policy = args.policy or Settings().rules_dir / "policy.yaml"
     app = DlpTui(args.db or default_audit_db(), policy, poll_s=max(0.2, args.poll))
     app.run()
-    return 0
+    return int(app.return_code or 0)  # textual sets 1 when the app stopped on an error
