@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -24,6 +25,7 @@ from dlpproxy.settings import Settings
 from dlpproxy.types import SEVERITY_RANK, Finding, Prompt, ScanResult
 
 BULK_BATCH = 256
+LATENCY_WINDOW = 500  # scans kept per detector for latency_ms
 
 
 class Engine:
@@ -38,6 +40,20 @@ class Engine:
         self.detectors: tuple[Detector, ...] = tuple(detectors)
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="dlp-detect")
         self._own_loop: asyncio.AbstractEventLoop | None = None
+        # the latest per-detector times of `scan` (ms per prompt), for the proxy's heartbeat
+        self._times: dict[str, deque[float]] = {d.name: deque(maxlen=LATENCY_WINDOW)
+                                                for d in self.detectors}  # fmt: skip
+
+    def latency_ms(self) -> dict[str, dict[str, float]]:
+        """p50/p99 of each detector over its latest scans (detectors that ran at least once)."""
+        out: dict[str, dict[str, float]] = {}
+        for name, times in self._times.items():
+            ordered = sorted(times)
+            if ordered:
+                p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+                out[name] = {"p50": round(ordered[len(ordered) // 2], 3), "p99": round(p99, 3),
+                             "n": len(ordered)}  # fmt: skip
+        return out
 
     @classmethod
     def from_names(cls, names: Sequence[str], settings: Settings | None = None) -> Engine:
@@ -169,9 +185,11 @@ class Engine:
     ) -> dict[str, list[list[Finding]]]:
         out: dict[str, list[list[Finding]]] = {}
         for det in detectors:
+            started = time.perf_counter()
             out[det.name] = self._run_sync(det, _texts(det, flat))
             if finished is not None:
                 finished.append(det.name)
+                self._times[det.name].append((time.perf_counter() - started) * 1000.0)
         return out
 
     def _run_sync(self, det: Detector, texts: list[str]) -> list[list[Finding]]:
@@ -195,8 +213,10 @@ class Engine:
         self, det: Detector, texts: list[str], loop: asyncio.AbstractEventLoop
     ) -> list[list[Finding]]:
         if inspect.iscoroutinefunction(det.detect):
+            started = time.perf_counter()
             try:
                 outs = await asyncio.gather(*(_awaited(det.detect(t)) for t in texts))
+                self._times[det.name].append((time.perf_counter() - started) * 1000.0)
             except DlpError:
                 raise
             except Exception as exc:

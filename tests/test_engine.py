@@ -174,3 +174,16 @@ def test_merge_keeps_disjoint_findings_apart() -> None:
     a = Finding(0, 5, "x", SECRET, "d", 1.0)
     b = Finding(5, 9, "y", SECRET, "d", 1.0)
     assert len(merge([a, b])) == 2
+
+
+def test_latency_of_each_detector_is_kept_for_the_heartbeat() -> None:
+    slow = RegexDetector("slow", r"zzz", delay=0.02)
+    email = AsyncDetector("email", r"\w+@\w+\.com", PII)
+    with engine_of(aws(), slow, email) as engine:
+        assert engine.latency_ms() == {}
+        for _ in range(5):
+            asyncio.run(engine.scan(f"{KEY} mail bob@corp.com"))
+        timing = engine.latency_ms()
+    assert set(timing) == {"aws", "slow", "email"}
+    assert all(t["n"] == 5 for t in timing.values())
+    assert timing["slow"]["p50"] >= 20.0 > timing["aws"]["p50"]

@@ -279,7 +279,9 @@ async def test_status_shows_heartbeat_device_latency_and_local_model(
     store: Path, policy: Path
 ) -> None:
     db = open_store(store)
-    beat(db, T0 - 3600, {"detectors": ["secrets", "pii"], "classifier_device": "cuda"}, "running")
+    timing = {"classifier": {"p50": 1.25, "p99": 4.5, "n": 200}}
+    status = {"detectors": ["secrets", "pii"], "classifier_device": "cuda", "detector_ms": timing}
+    beat(db, T0 - 3600, status, "running")
     db.execute("UPDATE heartbeat SET last_seen = ?", [T0 - 2])
     db.conn.commit()
     app = console(store, policy)
@@ -288,7 +290,7 @@ async def test_status_shows_heartbeat_device_latency_and_local_model(
         await go(app, pilot, "s")
         status = text_of(app, "#status")
         assert "alive  seen 2 s ago" in status
-        assert "detectors secrets,pii · classifier CUDA" in status
+        assert "detectors secrets,pii · classifier CUDA p50 1.2 ms p99 4.5 ms" in status
         assert "p50 14.0 ms · p99 15.5 ms over 3 events" in status  # 300, 120, 60 s ago
         assert "local models: not configured" in status
         db.execute("UPDATE heartbeat SET last_seen = ?", [T0 - 60])

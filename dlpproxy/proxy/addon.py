@@ -123,6 +123,7 @@ class DlpAddon:
         return {
             "detectors": list(engine.names) if engine else [],
             "classifier_device": device,
+            "detector_ms": engine.latency_ms() if engine else {},
             "local_models": self.relay.models.status(),
             "policy_error": self.policy.error if self.policy else "",
         }

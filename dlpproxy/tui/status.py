@@ -103,6 +103,9 @@ def _proxies(text: Text, beats: list[dict[str, Any]], now: float) -> None:
                     f"v{b['version']}\n")  # fmt: skip
         text.append(f"    detectors {','.join(st.get('detectors') or []) or '-'} · classifier "
                     f"{device.upper() if device in ('cpu', 'cuda') else device}")  # fmt: skip
+        timing = (st.get("detector_ms") or {}).get("classifier")
+        if isinstance(timing, dict) and "p50" in timing:
+            text.append(f" p50 {timing['p50']:.1f} ms p99 {timing.get('p99', 0):.1f} ms")
         if st.get("undelivered"):
             text.append(f" · {st['undelivered']} events undelivered", style="bold red")
         if st.get("policy_error"):
