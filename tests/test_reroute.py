@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 from dlpproxy.enforce.reroute import Reroute, answer_locally
-from dlpproxy.httpserver import HttpRequest, HttpResponse, HttpServer
+from dlpproxy.httpserver import HttpRequest, HttpResponse
 from dlpproxy.localmodel.client import LocalModel
 from dlpproxy.localmodel.config import LocalModelConfig
 from dlpproxy.providers import BY_NAME
 from dlpproxy.providers.base import Request
 from tests.e2e.conftest import free_port
+from tests.test_httpserver import serve as serve_on_loopback
 
 BANNER = "[company model]"
 
@@ -130,15 +131,12 @@ def serve(
     handler: Callable[[HttpRequest], Awaitable[HttpResponse]],
     test: Callable[[str], Awaitable[None]],
 ) -> None:
-    async def main() -> None:
-        server = HttpServer(handler)
-        await server.start()
-        try:
-            await test(f"http://127.0.0.1:{server.port}/v1")
-        finally:
-            await server.close()
+    """Run `test` against a loopback server answering with `handler` (its OpenAI base URL)."""
 
-    asyncio.run(main())
+    async def on_base(url: str) -> None:
+        await test(f"{url}/v1")
+
+    serve_on_loopback(handler, on_base)
 
 
 def chunk(text: str) -> bytes:
