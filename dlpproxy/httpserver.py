@@ -54,6 +54,8 @@ class HttpResponse:
 
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+# (request target or "", status, message, kind) -> the refusal the server itself sends
+Refusal = Callable[[str, int, str, str], HttpResponse]
 
 
 def json_error(status: int, message: str, kind: str = "invalid_request_error") -> HttpResponse:
@@ -68,8 +70,11 @@ class HttpServer:
     def __init__(
         self, handler: Handler, host: str = "127.0.0.1", port: int = 0,
         max_body_bytes: int = 10 * 1024 * 1024, idle_timeout_s: float = 60.0,
+        refusal: Refusal | None = None,
     ) -> None:  # fmt: skip
         self.handler = handler
+        self.refusal: Refusal = refusal or (lambda _target, status, msg, kind: json_error(
+            status, msg, kind))  # fmt: skip
         self.host = host
         self.port = port
         self.max_body_bytes = max_body_bytes
@@ -115,11 +120,9 @@ class HttpServer:
                 if isinstance(request, HttpResponse):
                     await self._send(conn, writer, request, "GET")
                     break
-                try:
-                    response = await self.handler(request)
-                except Exception:  # a handler bug answers 500; the server keeps running
-                    log.exception("handler failed for %s %s", request.method, request.path)
-                    response = json_error(500, "internal error in dlpproxy", "server_error")
+                response = await self._answer(request, conn, reader)
+                if response is None:  # the client went away: its request's work is cancelled
+                    break
                 await self._send(conn, writer, response, request.method)
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     break
@@ -135,6 +138,38 @@ class HttpServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
+    async def _answer(
+        self, request: HttpRequest, conn: h11.Connection, reader: asyncio.StreamReader
+    ) -> HttpResponse | None:
+        """The handler's response; None (handler cancelled) when the client closes meanwhile.
+
+        While the handler works, the connection is watched: an end of stream means the client
+        gave up, so the work for it (an upstream call, a local model) stops now instead of
+        running on for nobody. Bytes that arrive instead (a pipelined request) are kept.
+        """
+        work = asyncio.ensure_future(self.handler(request))
+        watch = asyncio.ensure_future(reader.read(READ_SIZE))
+        try:
+            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if watch.done():
+                gone = watch.exception() is not None or not watch.result()
+                if gone and not work.done():
+                    work.cancel()
+                    with contextlib.suppress(BaseException):
+                        await work
+                    return None
+                if not gone:
+                    conn.receive_data(watch.result())
+            return await work
+        except Exception:  # a handler bug answers 500; the server keeps running
+            log.exception("handler failed for %s %s", request.method, request.path)
+            return json_error(500, "internal error in dlpproxy", "server_error")
+        finally:
+            if not watch.done():
+                watch.cancel()
+                with contextlib.suppress(BaseException):
+                    await watch
+
     async def _read_request(
         self, conn: h11.Connection, reader: asyncio.StreamReader, client: str
     ) -> HttpRequest | HttpResponse | None:
@@ -145,7 +180,11 @@ class HttpServer:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                return json_error(exc.error_status_hint, f"bad HTTP request: {exc}")
+                target = head.target.decode("latin-1") if head is not None else ""
+                return self.refusal(
+                    target, exc.error_status_hint, f"bad HTTP request: {exc}",
+                    "invalid_request_error",
+                )  # fmt: skip
             if event is h11.NEED_DATA:
                 try:
                     data = await asyncio.wait_for(reader.read(READ_SIZE), self.idle_timeout_s)
@@ -159,15 +198,17 @@ class HttpServer:
                 head = event
                 length = _content_length(event.headers)
                 if length is not None and length > self.max_body_bytes:
-                    return json_error(
-                        413, f"request body of {length} bytes is over the "
-                        f"{self.max_body_bytes}-byte limit", "request_too_large",
+                    return self.refusal(
+                        event.target.decode("latin-1"), 413, f"request body of {length} bytes "
+                        f"is over the {self.max_body_bytes}-byte limit", "request_too_large",
                     )  # fmt: skip
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > self.max_body_bytes:
-                    return json_error(
-                        413, f"request body is over the {self.max_body_bytes}-byte limit",
+                    assert head is not None
+                    return self.refusal(
+                        head.target.decode("latin-1"), 413,
+                        f"request body is over the {self.max_body_bytes}-byte limit",
                         "request_too_large",
                     )  # fmt: skip
             elif isinstance(event, h11.EndOfMessage) and head is not None:

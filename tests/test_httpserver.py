@@ -131,3 +131,65 @@ def test_a_failing_handler_answers_500_and_the_server_keeps_serving() -> None:
 
     serve(handler, check)
     assert calls == ["/boom", "/ok"]
+
+
+def test_a_client_leaving_before_the_answer_cancels_the_handler() -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def handler(req: HttpRequest) -> HttpResponse:
+        started.set()
+        try:
+            await asyncio.sleep(30)  # an upstream that takes its time
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return HttpResponse(200, (), b"too late")
+
+    async def check(url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        _reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        await writer.drain()
+        await asyncio.wait_for(started.wait(), 10)
+        writer.close()
+        await asyncio.wait_for(cancelled.wait(), 10)
+
+    serve(handler, check)
+
+
+def test_pipelined_requests_are_both_answered() -> None:
+    async def handler(req: HttpRequest) -> HttpResponse:
+        await asyncio.sleep(0.05)
+        return HttpResponse(200, (), req.path.encode())
+
+    async def check(url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"/two"):
+            chunk = await asyncio.wait_for(reader.read(4096), 10)
+            assert chunk, data
+            data += chunk
+        writer.close()
+        assert data.index(b"/one") < data.index(b"/two")
+
+    serve(handler, check)
+
+
+def test_the_servers_own_refusals_can_take_the_callers_format() -> None:
+    def refusal(target: str, status: int, message: str, kind: str) -> HttpResponse:
+        body = f'{{"type": "error", "target": "{target}", "status": {status}}}'.encode()
+        return HttpResponse(status, (("content-type", "application/json"),), body)
+
+    async def handler(req: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, (), b"ok")
+
+    async def check(url: str) -> None:
+        async with httpx.AsyncClient() as client:
+            big = await client.post(f"{url}/v1/messages", content=b"x" * 2000)
+        assert big.status_code == 413
+        assert big.json() == {"type": "error", "target": "/v1/messages", "status": 413}
+
+    serve(handler, check, max_body_bytes=1000, refusal=refusal)

@@ -7,12 +7,14 @@ import contextlib
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dlpproxy.audit import AuditWriter, audit_salt
 from dlpproxy.engine import Engine
 from dlpproxy.gateway.app import Gateway
 from dlpproxy.gateway.config import load_gateway_config
-from dlpproxy.httpserver import HttpServer
+from dlpproxy.gateway.formats import error, style_of
+from dlpproxy.httpserver import HttpResponse, HttpServer
 from dlpproxy.policy import PolicyHolder
 from dlpproxy.proxy.inspector import Inspector
 from dlpproxy.settings import Settings
@@ -43,7 +45,7 @@ async def serve(
 ) -> None:  # fmt: skip
     """Serve until `stop` is set (or SIGINT/SIGTERM when run from the command line)."""
     limit = max(READ_LIMIT, gateway.policy.current().max_body_bytes + 1024 * 1024)
-    server = HttpServer(gateway.handle, host, port, max_body_bytes=limit)
+    server = HttpServer(gateway.handle, host, port, max_body_bytes=limit, refusal=_refusal)
     await server.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -55,10 +57,12 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        # Python 3.12's Server.wait_closed() waits for every open connection, and apps keep
-        # theirs alive: end them first, or shutdown waits for the idle timeout.
-        for task in list(server._tasks):
-            task.cancel()
         await server.close()
         await gateway.aclose()
         gateway.inspector.engine.close()
+
+
+def _refusal(target: str, status: int, message: str, kind: str) -> HttpResponse:
+    """The HTTP server's own refusals (a body over its limit, a broken request) in the format
+    of the endpoint they were sent to."""
+    return error(style_of(urlsplit(target).path), status, message, kind)
