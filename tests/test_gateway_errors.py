@@ -102,8 +102,9 @@ def test_embeddings_of_a_secret_are_refused_when_the_local_model_is_down(
     assert answer.status_code == 403
     error = openai_error(answer)
     assert "may only be answered by the company's own model" in error["message"]
-    assert error["code"] == answer.headers["x-dlpproxy-incident"]
-    assert gw.event(error["code"])["action"] == "block"
+    assert error["incident_id"] == answer.headers["x-dlpproxy-incident"]
+    assert (error["type"], error["code"]) == ("dlpproxy_blocked", "blocked_by_dlp")
+    assert gw.event(error["incident_id"])["action"] == "block"
     assert provider.since(before) == []
 
 

@@ -286,7 +286,8 @@ def test_generic_block_is_a_403_json_error_with_the_incident():
     assert json.loads(answer.body) == {
         "error": {
             "message": "Blocked by dlpproxy.",
-            "type": "dlp_blocked",
+            "type": "dlpproxy_blocked",
+            "param": None,
             "code": "blocked_by_dlp",
             "incident_id": "inc-1",
         }

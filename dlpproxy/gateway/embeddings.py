@@ -7,12 +7,10 @@ answer to put a message in, so a refusal is a 403 OpenAI error carrying the inci
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from dlpproxy.errors import BodyError
 from dlpproxy.providers.base import (
-    INCIDENT_HEADER,
     Collector,
     Extracted,
     Request,
@@ -20,6 +18,7 @@ from dlpproxy.providers.base import (
     StreamTranslator,
 )
 from dlpproxy.providers.json_api import JsonApiAdapter
+from dlpproxy.providers.openai_format import blocked_error
 
 ROUTE = "/v1/embeddings"
 
@@ -50,10 +49,7 @@ class EmbeddingsAdapter(JsonApiAdapter):
         return False
 
     def block(self, req: Request, extracted: Extracted, message: str, incident_id: str) -> Response:
-        doc = {"error": {"message": message, "type": "dlpproxy_blocked", "param": None,
-                         "code": incident_id}}  # fmt: skip
-        headers = (("content-type", "application/json"), (INCIDENT_HEADER, incident_id))
-        return Response(403, headers, json.dumps(doc).encode())
+        return blocked_error(message, incident_id)
 
     def to_openai(self, req: Request) -> dict[str, Any]:
         return self.parse(req)  # already OpenAI's embeddings format

@@ -15,7 +15,6 @@ from typing import Any
 from dlpproxy.errors import BodyError
 from dlpproxy.providers import files, forms, jsonpath
 from dlpproxy.providers.base import (
-    INCIDENT_HEADER,
     Collector,
     Extracted,
     Place,
@@ -25,7 +24,7 @@ from dlpproxy.providers.base import (
 )
 from dlpproxy.providers.json_api import is_json_type
 from dlpproxy.providers.openai_chat import ChatStream
-from dlpproxy.providers.openai_format import json_response
+from dlpproxy.providers.openai_format import blocked_error, json_response
 
 MIN_TEXT = 4
 METADATA_KEYS = frozenset(
@@ -124,14 +123,7 @@ class GenericAdapter:
 
     def block(self, req: Request, extracted: Extracted, message: str, incident_id: str) -> Response:
         """A 403 with an OpenAI-style error object: most web UIs show `error.message`."""
-        error = {
-            "message": message,
-            "type": "dlp_blocked",
-            "code": "blocked_by_dlp",
-            "incident_id": incident_id,
-        }
-        answer = json_response({"error": error}, status=403)
-        return Response(403, (*answer.headers, (INCIDENT_HEADER, incident_id)), answer.body)
+        return blocked_error(message, incident_id)
 
     def to_openai(self, req: Request) -> dict[str, Any]:
         text = "\n\n".join(s.text for s in self.extract(req).prompt.segments)

@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from dlpproxy.providers.base import Response
+from dlpproxy.providers.base import INCIDENT_HEADER, Response
 
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
@@ -144,3 +144,17 @@ def sse(data: Any, event: str | None = None) -> bytes:
 def json_response(doc: Any, status: int = 200) -> Response:
     body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
     return Response(status, (("content-type", JSON_TYPE),), body)
+
+
+def blocked_error(message: str, incident_id: str) -> Response:
+    """The one provider-neutral refusal: 403 with an OpenAI-style error object (most clients and
+    web UIs show `error.message`) and the incident header."""
+    error = {
+        "message": message,
+        "type": "dlpproxy_blocked",
+        "param": None,
+        "code": "blocked_by_dlp",
+        "incident_id": incident_id,
+    }
+    answer = json_response({"error": error}, status=403)
+    return Response(403, (*answer.headers, (INCIDENT_HEADER, incident_id)), answer.body)

@@ -9,7 +9,6 @@ timeout blocks the prompt when the policy fails closed — a prompt we could not
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from dlpproxy.localmodel.client import LocalModels
 from dlpproxy.policy import Decision, Policy
 from dlpproxy.providers import read_with
 from dlpproxy.providers.base import Adapter, Extracted, Request, Response
+from dlpproxy.providers.openai_format import blocked_error
 from dlpproxy.proxy.history import ScanHistory
 from dlpproxy.types import Prompt, ScanResult
 
@@ -179,10 +179,8 @@ def rerouted_event(job: Reroute, event: AuditEvent) -> AuditEvent:
 
 
 def plain_block(message: str, incident: str) -> Response:
-    """A provider-neutral refusal: 403 with an OpenAI-style error body."""
-    body = {"error": {"message": message, "type": "dlpproxy_blocked", "code": incident}}
-    headers = (("content-type", "application/json"), ("x-dlpproxy-incident", incident))
-    return Response(403, headers, json.dumps(body).encode())
+    """A provider-neutral refusal (see `blocked_error`)."""
+    return blocked_error(message, incident)
 
 
 def _message(template: str, decision: Decision, incident: str) -> str:
