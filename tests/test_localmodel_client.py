@@ -20,6 +20,7 @@ from dlpproxy.localmodel import (
     LocalModelConfig,
     LocalModelConfigError,
     LocalModelError,
+    LocalModelPool,
     LocalModels,
     parse_local_models,
 )
@@ -578,3 +579,14 @@ def test_config_section_must_be_a_mapping() -> None:
     with pytest.raises(LocalModelConfigError) as caught:
         parse_local_models(["a"], where="policy.yaml: local_models")  # type: ignore[arg-type]
     assert str(caught.value).startswith("policy.yaml: local_models: expected a mapping")
+
+
+def test_pool_keeps_clients_while_the_configuration_is_equal_and_renews_them_on_change() -> None:
+    first = {"a": LocalModelConfig(name="a", base_url="http://127.0.0.1:9/v1", model="m")}
+    pool = LocalModelPool()
+    models = pool.current(first)
+    assert pool.current(dict(first)) is models
+    changed = {"a": LocalModelConfig(name="a", base_url="http://127.0.0.1:10/v1", model="m")}
+    renewed = pool.current(changed)
+    assert renewed is not models and renewed.get("a").config.base_url.endswith(":10/v1")
+    assert pool.current({}).names() == ()

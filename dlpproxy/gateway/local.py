@@ -25,12 +25,11 @@ from dlpproxy.enforce.reroute import (
 from dlpproxy.gateway.embeddings import EMBEDDINGS
 from dlpproxy.gateway.formats import Endpoint
 from dlpproxy.httpserver import HttpResponse
-from dlpproxy.localmodel.client import LocalModelError
+from dlpproxy.localmodel.client import LocalModelError, LocalModelPool
 from dlpproxy.policy import Policy
 from dlpproxy.providers import read_with
 from dlpproxy.providers.base import Request
 from dlpproxy.proxy.inspector import Verdict, reroute_job, rerouted_event
-from dlpproxy.proxy.relay import Relay
 
 Failed = Callable[[str], HttpResponse]
 
@@ -44,10 +43,10 @@ class LocalAnswers:
 
     def __init__(self, record: Callable[[AuditEvent], None]) -> None:
         self.record = record
-        self.pool = Relay()  # only its local-model clients: rebuilt when the policy's change
+        self.pool = LocalModelPool()  # rebuilt when the policy's local models change
 
     async def aclose(self) -> None:
-        await self.pool.close()
+        await self.pool.aclose()
 
     async def reroute(
         self, endpoint: Endpoint, request: Request, verdict: Verdict, policy: Policy
@@ -61,7 +60,7 @@ class LocalAnswers:
         def done(job: Reroute) -> None:
             self.record(rerouted_event(job, event))
 
-        job = reroute_job(verdict, request, policy, self.pool.models_for(policy), done)
+        job = reroute_job(verdict, request, policy, self.pool.current(policy.local_models), done)
         return await answer_locally(job)
 
     async def fallback(
@@ -71,7 +70,7 @@ class LocalAnswers:
         """A prompt the provider may see, answered locally instead (`note` says why)."""
         if not endpoint.chat:
             return await self._embed(request, verdict, policy, names, note, failed)
-        models = self.pool.models_for(policy)
+        models = self.pool.current(policy.local_models)
         chosen = tuple(models.get(n) for n in names if n in models.names())
         reading = read_with(endpoint.adapter, request)  # the original text: the model is ours
         base = replace(verdict.event, reason=joined(verdict.event.reason, note))
@@ -91,7 +90,7 @@ class LocalAnswers:
         note: str, failed: Failed | None,
     ) -> HttpResponse:  # fmt: skip
         """Embeddings from the first local model that makes them; else refused or `failed`."""
-        models = self.pool.models_for(policy)
+        models = self.pool.current(policy.local_models)
         doc: dict[str, Any] = json.loads(request.body)
         event = replace(verdict.event, reason=joined(verdict.event.reason, note))
         errors: list[str] = []

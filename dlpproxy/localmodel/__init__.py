@@ -1,6 +1,12 @@
 """Clients for the company's own OpenAI-compatible models: config, health, breaker, streaming."""
 
-from dlpproxy.localmodel.client import Health, LocalModel, LocalModelError, LocalModels
+from dlpproxy.localmodel.client import (
+    Health,
+    LocalModel,
+    LocalModelError,
+    LocalModelPool,
+    LocalModels,
+)
 from dlpproxy.localmodel.config import LocalModelConfig, LocalModelConfigError, parse_local_models
 
 __all__ = [
@@ -9,6 +15,7 @@ __all__ = [
     "LocalModelConfig",
     "LocalModelConfigError",
     "LocalModelError",
+    "LocalModelPool",
     "LocalModels",
     "parse_local_models",
 ]

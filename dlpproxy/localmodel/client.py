@@ -414,3 +414,32 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
             return None
         parts.append(part)
     return b"".join(parts)
+
+
+class LocalModelPool:
+    """The clients for a configuration that can change (a policy reloaded while running): the
+    same `LocalModels` while the configuration is equal, new ones (the old closed in the
+    background) when it changes."""
+
+    def __init__(self) -> None:
+        self.models = LocalModels({})
+        self._configs: dict[str, LocalModelConfig] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def current(self, configs: Mapping[str, LocalModelConfig]) -> LocalModels:
+        if dict(configs) != self._configs:
+            old, self.models = self.models, LocalModels(configs)
+            self._configs = dict(configs)
+            self._close_later(old)
+        return self.models
+
+    def _close_later(self, old: LocalModels) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(old.aclose())
+        except RuntimeError:  # no loop (tests, start-up): nothing is open yet
+            return
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        await self.models.aclose()

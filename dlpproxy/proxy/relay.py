@@ -11,13 +11,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 from dlpproxy.enforce.reroute import Reroute, answer_locally
 from dlpproxy.httpserver import HttpRequest, HttpResponse, HttpServer, json_error
-from dlpproxy.localmodel.client import LocalModels
-from dlpproxy.localmodel.config import LocalModelConfig
+from dlpproxy.localmodel.client import LocalModelPool, LocalModels
 from dlpproxy.policy import Policy
 
 PREFIX = "/dlpproxy/reroute/"
@@ -29,21 +26,20 @@ class Relay:
         self.host = host
         self.server: HttpServer | None = None
         self.jobs: dict[str, tuple[float, Reroute]] = {}
-        self.models = LocalModels({})
-        self._configs: dict[str, LocalModelConfig] = {}
+        self.pool = LocalModelPool()
         self._lock = asyncio.Lock()
 
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.server.port if self.server else 0)
 
+    @property
+    def models(self) -> LocalModels:
+        return self.pool.models
+
     def models_for(self, policy: Policy) -> LocalModels:
         """The clients for the policy's local models (kept while the configuration is equal)."""
-        if policy.local_models != self._configs:
-            old, self.models = self.models, LocalModels(policy.local_models)
-            self._configs = dict(policy.local_models)
-            _background(old.aclose())
-        return self.models
+        return self.pool.current(policy.local_models)
 
     async def register(self, job: Reroute) -> str:
         """Keep the job for one fetch; the path that fetches it."""
@@ -75,18 +71,4 @@ class Relay:
         if self.server is not None:
             await self.server.close()
             self.server = None
-        await self.models.aclose()
-
-
-_pending: set[asyncio.Task[None]] = set()
-
-
-def _background(coro: Coroutine[Any, Any, None]) -> None:
-    """Run a cleanup coroutine without waiting for it (no loop: close it unrun)."""
-    try:
-        task = asyncio.get_running_loop().create_task(coro)
-    except RuntimeError:
-        coro.close()
-        return
-    _pending.add(task)
-    task.add_done_callback(_pending.discard)
+        await self.pool.aclose()
