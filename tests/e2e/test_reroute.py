@@ -223,3 +223,27 @@ def test_heartbeat_reports_local_model_health(
     assert heartbeat_models(rerouting_proxy) == {"company": "ok"}
     dead = heartbeat_models(proxy_with_dead_model)
     assert dead["company"].startswith(("down", "circuit")), dead
+
+
+def test_http2_client_gets_the_rerouted_stream_over_http2(
+    rerouting_proxy: Proxy, upstream: FakeAIService
+) -> None:
+    """Browsers talk HTTP/2 to the services: the relay behind mitmproxy is HTTP/1.1, the client
+    still gets its stream over HTTP/2, event by event."""
+    body = {
+        "model": "gpt-4o", "stream": True,
+        "messages": [{"role": "user", "content": SECRET_PROMPT}],
+    }  # fmt: skip
+    before = len(upstream.received)
+    with rerouting_proxy.client(http2=True) as h2:
+        url = "https://api.openai.com/v1/chat/completions"
+        with h2.stream("POST", url, json=body) as answer:
+            assert answer.http_version == "HTTP/2"
+            assert answer.headers["x-dlpproxy-rerouted"] == "company"
+            events = [line for line in answer.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]"
+    text = "".join(
+        json.loads(e[6:])["choices"][0]["delta"].get("content") or "" for e in events[:-1]
+    )
+    assert text.startswith(BANNER)
+    assert len(upstream.received) == before
