@@ -247,3 +247,31 @@ def test_http2_client_gets_the_rerouted_stream_over_http2(
     )
     assert text.startswith(BANNER)
     assert len(upstream.received) == before
+
+
+@pytest.fixture(scope="module")
+def proxy_behind_upstream(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeAIService, local_model_server: Any
+) -> Iterator[Proxy]:
+    """dlpproxy chained to a corporate upstream proxy that is not even there: rerouted prompts
+    never need it (lazy connections, so nothing is opened before the request is decided)."""
+    folder = tmp_path_factory.mktemp("reroute-upstream")
+    policy = reroute_policy(folder, local_model_server.base_url, local_model_server.model)
+    extra = ["--policy", str(policy), "--upstream", f"http://127.0.0.1:{free_port()}",
+             "--set", "connection_strategy=lazy"]  # fmt: skip
+    running = start_proxy(folder, upstream.port, extra)
+    yield running
+    running.stop()
+
+
+def test_rerouted_prompt_goes_to_the_local_relay_not_through_the_upstream_proxy(
+    proxy_behind_upstream: Proxy, upstream: FakeAIService
+) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
+    before = len(upstream.received)
+    with proxy_behind_upstream.client() as http:
+        answer = http.post("https://api.openai.com/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-dlpproxy-rerouted"] == "company"
+    assert answer.json()["choices"][0]["message"]["content"].startswith(BANNER)
+    assert len(upstream.received) == before
