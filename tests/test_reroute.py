@@ -180,3 +180,21 @@ def test_a_local_model_answering_malformed_json_fails_closed() -> None:
         assert not work.ok
 
     serve(handler, test)
+
+
+def test_a_stream_closed_before_its_first_byte_still_closes_the_model_and_reports(
+    local_model_server: Any,
+) -> None:
+    outcomes: list[str] = []
+    work = job("openai_chat", True, local_model_server.base_url, model=local_model_server.model)
+    work.on_done = lambda j: outcomes.append(j.outcome)
+
+    async def go() -> None:
+        answer = await answer_locally(work)
+        body = answer.body
+        assert not isinstance(body, bytes)
+        await body.aclose()  # type: ignore[attr-defined]  # the client left at once
+
+    run(go())
+    assert outcomes and "client left before 'm0' was heard" in outcomes[0]
+    assert not work.ok

@@ -14,7 +14,7 @@ in its own format. A stream that breaks midway ends with a note, then a proper e
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,11 +122,43 @@ async def _streamed(job: Reroute, model: LocalModel, chat: dict[str, Any]) -> Ht
             if job.on_done is not None:  # the client went away before the end
                 job.finish(False, f"client left while '{model.config.name}' was answering")
 
+    async def never_started() -> None:  # the client left before the first byte was sent
+        await chunks.aclose()
+        job.finish(False, f"client left before '{model.config.name}' was heard")
+
     headers = (
         ("content-type", translator.content_type), ("cache-control", "no-cache"),
         (NOTICE_HEADER, model.config.name), (INCIDENT_HEADER, job.incident),
     )  # fmt: skip
-    return HttpResponse(200, headers, body())
+    return HttpResponse(200, headers, _Body(body(), never_started))
+
+
+class _Body:
+    """A streamed body whose clean-up also runs when it is closed before its first chunk (an
+    async generator closed unstarted skips its `finally`: the model's stream would stay open
+    and the audit event unwritten)."""
+
+    def __init__(
+        self, chunks: AsyncIterator[bytes], never_started: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._chunks = chunks
+        self._never_started = never_started
+        self._started = False
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self._started = True
+        return await anext(self._chunks)
+
+    async def aclose(self) -> None:
+        if not self._started:
+            self._started = True
+            await self._never_started()
+        closer = getattr(self._chunks, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 def _failed(job: Reroute, reason: str) -> HttpResponse:
