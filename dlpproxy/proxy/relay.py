@@ -27,6 +27,7 @@ class Relay:
         self.server: HttpServer | None = None
         self.jobs: dict[str, tuple[float, Reroute]] = {}
         self.pool = LocalModelPool()
+        self.ttl_s = JOB_TTL_S
         self._lock = asyncio.Lock()
 
     @property
@@ -48,9 +49,9 @@ class Relay:
                 server = HttpServer(self._handle, self.host, 0, max_body_bytes=1024)
                 await server.start()
                 self.server = server
-        self._expire()
         token = secrets.token_urlsafe(18)
         self.jobs[token] = (time.monotonic(), job)
+        asyncio.get_running_loop().call_later(self.ttl_s, self._expire, token)
         return PREFIX + token
 
     async def _handle(self, req: HttpRequest) -> HttpResponse:
@@ -60,12 +61,12 @@ class Relay:
             return json_error(404, "no such rerouted request (it ran once, or expired)")
         return await answer_locally(entry[1])
 
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for token, (since, job) in list(self.jobs.items()):
-            if now - since > JOB_TTL_S:
-                del self.jobs[token]
-                job.finish(False, "the client left before the local model was asked")
+    def _expire(self, token: str) -> None:
+        """A job nobody fetched in time (the client left first): dropped, and its audit event
+        written with what happened."""
+        entry = self.jobs.pop(token, None)
+        if entry is not None:
+            entry[1].finish(False, "the client left before the local model was asked")
 
     async def close(self) -> None:
         if self.server is not None:
