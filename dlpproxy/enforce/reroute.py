@@ -20,7 +20,7 @@ from typing import Any
 
 from dlpproxy.httpserver import HttpResponse
 from dlpproxy.localmodel.client import LocalModel, LocalModelError
-from dlpproxy.providers.base import Adapter, Extracted, Request, Response
+from dlpproxy.providers.base import Adapter, Extracted, Request, Response, translated
 from dlpproxy.providers.openai_format import chunks_of, completion
 
 NOTICE_HEADER = "x-dlpproxy-rerouted"
@@ -97,7 +97,8 @@ async def _streamed(job: Reroute, model: LocalModel, chat: dict[str, Any]) -> Ht
     async def body() -> AsyncIterator[bytes]:
         try:
             if first is None:  # an empty stream: a complete, empty answer
-                yield _whole_stream(translator, completion(job.banner, None, job.incident))
+                empty = completion(job.banner, None, job.incident)
+                yield b"".join(translated(translator, chunks_of(empty)))
                 job.finish(True, f"answered by local model '{model.config.name}' (empty)")
                 return
             pending_space = bool(job.banner)  # the answer's leading space goes after a banner
@@ -225,7 +226,3 @@ def _text_chunk(like: dict[str, Any], text: str, finish: str | None) -> dict[str
         "model": like.get("model", ""),
         "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}],
     }
-
-
-def _whole_stream(translator: Any, done: dict[str, Any]) -> bytes:
-    return b"".join(translator.feed(c) for c in chunks_of(done)) + translator.finish()

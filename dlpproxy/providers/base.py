@@ -183,11 +183,8 @@ class Adapter(Protocol):
     def stream_translator(self, req: Request) -> StreamTranslator: ...
 
 
-def stream_from_openai(
-    adapter: Adapter, chunks: Iterable[dict[str, Any]], req: Request
-) -> Iterator[bytes]:
-    """Translate a whole OpenAI chunk stream into the service's streamed bytes, piece by piece."""
-    translator = adapter.stream_translator(req)
+def translated(translator: StreamTranslator, chunks: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    """OpenAI chunks through one translator, piece by piece, ending with its tail."""
     for chunk in chunks:
         data = translator.feed(chunk)
         if data:
@@ -195,3 +192,10 @@ def stream_from_openai(
     tail = translator.finish()
     if tail:
         yield tail
+
+
+def stream_from_openai(
+    adapter: Adapter, chunks: Iterable[dict[str, Any]], req: Request
+) -> Iterator[bytes]:
+    """Translate a whole OpenAI chunk stream into the service's streamed bytes, piece by piece."""
+    return translated(adapter.stream_translator(req), chunks)

@@ -17,6 +17,7 @@ from dlpproxy.providers.base import (
     Response,
     StreamTranslator,
     UnknownShape,
+    translated,
 )
 from dlpproxy.providers.openai_format import chunks_of, completion
 
@@ -101,7 +102,7 @@ class JsonApiAdapter:
         done = completion(message, extracted.model, blocked_id(incident_id))
         if extracted.stream:
             translator = self.stream_translator(req)
-            body = b"".join(translator.feed(c) for c in chunks_of(done)) + translator.finish()
+            body = b"".join(translated(translator, chunks_of(done)))
             headers = (("content-type", translator.content_type), ("cache-control", "no-cache"))
             answer = Response(200, headers, body)
         else:
@@ -152,5 +153,5 @@ class StreamingWebAdapter(JsonApiAdapter):
 
     def from_openai(self, completion: dict[str, Any], req: Request) -> Response:
         translator = self.stream_translator(req)
-        body = b"".join(translator.feed(c) for c in chunks_of(completion)) + translator.finish()
+        body = b"".join(translated(translator, chunks_of(completion)))
         return Response(200, (("content-type", translator.content_type),), body)
