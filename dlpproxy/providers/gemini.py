@@ -18,6 +18,7 @@ from dlpproxy.providers.jsonpath import JsonPath, render
 from dlpproxy.providers.openai_format import (
     JSON_TYPE,
     SSE_TYPE,
+    StreamedToolCalls,
     add_tools,
     copy_params,
     delta_of,
@@ -25,7 +26,6 @@ from dlpproxy.providers.openai_format import (
     function_tool,
     json_response,
     text_of,
-    tool_call_deltas,
     tool_calls_of,
     usage_of,
 )
@@ -210,7 +210,7 @@ class GeminiStream:
         self.content_type = SSE_TYPE if sse else JSON_TYPE
         self.count = 0
         self.done = False
-        self.calls: dict[int, dict[str, str]] = {}  # streamed tool calls, sent whole at the end
+        self.calls = StreamedToolCalls()  # Gemini sends a functionCall part whole, at the end
 
     def _emit(self, doc: dict[str, Any]) -> bytes:
         payload = json.dumps(doc, ensure_ascii=False)
@@ -221,19 +221,13 @@ class GeminiStream:
 
     def feed(self, chunk: dict[str, Any]) -> bytes:
         text, finish = delta_of(chunk)
-        for call in tool_call_deltas(chunk):  # Gemini sends a functionCall part whole
-            held = self.calls.setdefault(int(call.get("index") or 0), {"arguments": ""})
-            fn = call.get("function") or {}
-            held["name"] = str(fn.get("name") or held.get("name", ""))
-            held["arguments"] += str(fn.get("arguments") or "")
+        self.calls.add(chunk)
         if self.done or not (text or finish):
             return b""
         self.done = finish is not None
         message: dict[str, Any] = {}
         if self.done and self.calls:
-            message["tool_calls"] = [
-                {"id": "", "type": "function", "function": c} for _, c in sorted(self.calls.items())
-            ]
+            message["tool_calls"] = self.calls.tool_calls()
         head = chunk | {"choices": [{"message": message, "finish_reason": finish or "stop"}]}
         return self._emit(response_object(head, text, final=self.done))
 

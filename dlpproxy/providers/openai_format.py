@@ -106,6 +106,36 @@ def tool_call_deltas(chunk: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in calls if isinstance(c, dict)]
 
 
+class StreamedToolCalls:
+    """Tool calls a chunk stream sends in pieces (an index, then id, name and argument
+    fragments), assembled into Chat Completions `tool_calls` for formats that send them whole."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, dict[str, str]] = {}
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        for call in tool_call_deltas(chunk):
+            index = int(call.get("index") or 0)
+            held = self._calls.get(index)
+            if held is None:
+                call_id = str(call.get("id") or f"call_{len(self._calls) + 1}")
+                held = self._calls[index] = {"id": call_id, "name": "", "arguments": ""}
+            fn = call.get("function") or {}
+            if fn.get("name"):
+                held["name"] = str(fn["name"])
+            held["arguments"] += str(fn.get("arguments") or "")
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for _, c in sorted(self._calls.items())
+        ]  # fmt: skip
+
+
 def copy_params(source: dict[str, Any], names: dict[str, str], chat: dict[str, Any]) -> None:
     """Copy sampling settings present in `source` into `chat` under OpenAI's names."""
     for theirs, ours in names.items():

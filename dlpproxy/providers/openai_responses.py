@@ -12,6 +12,7 @@ from dlpproxy.providers.json_api import JsonApiAdapter
 from dlpproxy.providers.openai_chat import walk_content_parts
 from dlpproxy.providers.openai_format import (
     SSE_TYPE,
+    StreamedToolCalls,
     add_tools,
     copy_params,
     delta_of,
@@ -20,7 +21,6 @@ from dlpproxy.providers.openai_format import (
     json_response,
     sse,
     text_of,
-    tool_call_deltas,
     tool_calls_of,
     usage_of,
 )
@@ -182,7 +182,7 @@ class ResponsesStream:
         self.text = ""
         self.head: dict[str, Any] | None = None
         self.done = False
-        self.calls: dict[int, dict[str, str]] = {}  # streamed tool calls, assembled
+        self.calls = StreamedToolCalls()
         self.finish_reason = "stop"
 
     def _event(self, kind: str, **fields: Any) -> bytes:
@@ -215,13 +215,7 @@ class ResponsesStream:
             out += self._event(
                 "response.output_text.delta", delta=text, logprobs=[], **self._where()
             )
-        for call in tool_call_deltas(chunk):
-            held = self.calls.setdefault(int(call.get("index") or 0), {"arguments": ""})
-            fn = call.get("function") or {}
-            held.setdefault("id", str(call.get("id") or f"call_{len(self.calls)}"))
-            if fn.get("name"):
-                held["name"] = str(fn["name"])
-            held["arguments"] += str(fn.get("arguments") or "")
+        self.calls.add(chunk)
         if finish and not self.done:
             self.finish_reason = str(finish)
             out += self._close()
@@ -230,21 +224,19 @@ class ResponsesStream:
     def _function_calls(self) -> bytes:
         """Each assembled tool call as a function_call output item with its argument events."""
         out = b""
-        for n, index in enumerate(sorted(self.calls)):
-            call = self.calls[index]
+        for n, call in enumerate(self.calls.tool_calls()):
+            fn, arguments = call["function"], call["function"]["arguments"]
             item = {
                 "type": "function_call", "id": f"fc_{call['id']}", "call_id": call["id"],
-                "name": call.get("name", ""), "arguments": "", "status": "in_progress",
+                "name": fn["name"], "arguments": "", "status": "in_progress",
             }  # fmt: skip
             where = {"item_id": item["id"], "output_index": n + 1}
             out += self._event("response.output_item.added", output_index=n + 1, item=item)
+            out += self._event("response.function_call_arguments.delta", delta=arguments, **where)
             out += self._event(
-                "response.function_call_arguments.delta", delta=call["arguments"], **where
+                "response.function_call_arguments.done", arguments=arguments, **where
             )
-            out += self._event(
-                "response.function_call_arguments.done", arguments=call["arguments"], **where
-            )
-            done = item | {"arguments": call["arguments"], "status": "completed"}
+            done = item | {"arguments": arguments, "status": "completed"}
             out += self._event("response.output_item.done", output_index=n + 1, item=done)
         return out
 
@@ -254,14 +246,9 @@ class ResponsesStream:
         where = self._where()
         part = {"type": "output_text", "text": self.text, "annotations": []}
         item = _message_item(where["item_id"], self.text, "completed")
-        calls = [
-            {"id": c["id"], "type": "function",
-             "function": {"name": c.get("name", ""), "arguments": c["arguments"]}}
-            for _, c in sorted(self.calls.items())
-        ]  # fmt: skip
         message: dict[str, Any] = {"content": self.text}
-        if calls:
-            message["tool_calls"] = calls
+        if self.calls:
+            message["tool_calls"] = self.calls.tool_calls()
         finished = self.head | {
             "choices": [{"message": message, "finish_reason": self.finish_reason}]
         }
