@@ -248,21 +248,23 @@ class PiiDetector:
         self._candidates = candidate_filter(pack)
         self._windows = CandidateWindows.build(pack)
 
-    def has_candidates(self, text: str) -> bool:
-        """Whether any pattern of the pack can match in `text` (a superset test, one pass).
+    def has_candidates(self, text: str, data: bytes | None = None) -> bool:
+        """Whether any pattern of the pack can match in `text` (a superset test, one pass);
+        `data` is its UTF-8 form when the caller has it already.
 
         Every finding starts from a pattern match (context words only lift scores), so a text
         where no pattern can match has no findings and presidio need not run at all.
         """
         if self._candidates is None:
             return True
-        return bool(self._candidates.ids(text.encode("utf-8", "surrogatepass")))
+        return bool(self._candidates.ids(data or _utf8(text)))
 
     def detect(self, text: str) -> list[Finding]:
         text = text.translate(_ASCII_DIGITS)
-        if not self.has_candidates(text):
+        data = _utf8(text)
+        if not self.has_candidates(text, data):
             return []
-        spans = self._windows.around(text) if self._windows else None
+        spans = self._windows.around(text, data) if self._windows else None
         pieces = [(0, len(text))] if spans is None else spans
         if pieces == [(0, len(text))] and len(text) <= CHUNK:
             with self._zone():
@@ -311,19 +313,26 @@ class PiiDetector:
         return _merge_same_span(findings)
 
 
-def candidate_filter(pack: PiiPack) -> HyperscanDb | None:
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def candidate_filter(pack: PiiPack, single_match: bool = True) -> HyperscanDb | None:
     """All of the pack's patterns in one hyperscan database in prefilter mode.
 
     Prefilter mode accepts what hyperscan cannot run exactly (lookarounds, back-references) by
-    matching a superset, so "no match here" is exact. None when hyperscan is missing or refuses
-    a pattern: then every text goes to presidio, as before.
+    matching a superset, so "no match here" is exact. `single_match` reports each pattern once
+    (enough to say whether any can match); without it every match end is reported (windows).
+    None when hyperscan is missing or refuses a pattern: then every text goes to presidio.
     """
     if hyperscan is None:
         return None
     flags = (
         hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_UTF8
-        | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH
+        | hyperscan.HS_FLAG_PREFILTER
     )  # fmt: skip
+    if single_match:
+        flags |= hyperscan.HS_FLAG_SINGLEMATCH
     patterns = [p.regex.encode("utf-8") for rule in pack.rules for p in rule.patterns]
     if not patterns:
         return None
@@ -356,22 +365,13 @@ class CandidateWindows:
 
     @classmethod
     def build(cls, pack: PiiPack) -> CandidateWindows | None:
-        if hyperscan is None:
-            return None
-        flags = (
-            hyperscan.HS_FLAG_DOTALL | hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_UTF8
-            | hyperscan.HS_FLAG_PREFILTER
-        )  # fmt: skip
-        patterns = [p.regex.encode("utf-8") for rule in pack.rules for p in rule.patterns]
-        try:
-            return cls(HyperscanDb(patterns, flags)) if patterns else None
-        except hyperscan.error:
-            return None
+        db = candidate_filter(pack, single_match=False)
+        return cls(db) if db is not None else None
 
-    def around(self, text: str) -> list[tuple[int, int]] | None:
+    def around(self, text: str, data: bytes | None = None) -> list[tuple[int, int]] | None:
         if len(text) <= self.WINDOW_BEFORE + self.WINDOW_AFTER:
             return None
-        data = text.encode("utf-8", "surrogatepass")
+        data = data or _utf8(text)
         hits = self._db.spans(data)
         if len(hits) > self.MAX_HITS:
             return None
