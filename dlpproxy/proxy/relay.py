@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 
 from dlpproxy.enforce.reroute import Reroute, answer_locally
 from dlpproxy.httpserver import HttpRequest, HttpResponse, HttpServer, json_error
@@ -25,7 +24,7 @@ class Relay:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.server: HttpServer | None = None
-        self.jobs: dict[str, tuple[float, Reroute]] = {}
+        self.jobs: dict[str, Reroute] = {}
         self.pool = LocalModelPool()
         self.ttl_s = JOB_TTL_S
         self._lock = asyncio.Lock()
@@ -50,23 +49,23 @@ class Relay:
                 await server.start()
                 self.server = server
         token = secrets.token_urlsafe(18)
-        self.jobs[token] = (time.monotonic(), job)
+        self.jobs[token] = job
         asyncio.get_running_loop().call_later(self.ttl_s, self._expire, token)
         return PREFIX + token
 
     async def _handle(self, req: HttpRequest) -> HttpResponse:
         token = req.path[len(PREFIX) :] if req.path.startswith(PREFIX) else ""
-        entry = self.jobs.pop(token, None)
-        if entry is None:
+        job = self.jobs.pop(token, None)
+        if job is None:
             return json_error(404, "no such rerouted request (it ran once, or expired)")
-        return await answer_locally(entry[1])
+        return await answer_locally(job)
 
     def _expire(self, token: str) -> None:
         """A job nobody fetched in time (the client left first): dropped, and its audit event
         written with what happened."""
-        entry = self.jobs.pop(token, None)
-        if entry is not None:
-            entry[1].finish(False, "the client left before the local model was asked")
+        job = self.jobs.pop(token, None)
+        if job is not None:
+            job.finish(False, "the client left before the local model was asked")
 
     async def close(self) -> None:
         if self.server is not None:
