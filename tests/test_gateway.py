@@ -41,13 +41,6 @@ CONFIGURED = [*OPENAI_MODELS, *ANTHROPIC_MODELS, "company"]
 
 
 @pytest.fixture(scope="module")
-def provider() -> Iterator[Provider]:
-    server = Provider()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def gw(
     tmp_path_factory: pytest.TempPathFactory, provider: Provider, local_model_server: Any
 ) -> Iterator[RunningGateway]:

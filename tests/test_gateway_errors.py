@@ -37,13 +37,6 @@ CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"
 
 
-@pytest.fixture(scope="module")
-def provider() -> Iterator[Provider]:
-    server = Provider()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
 def provider_ok(provider: Provider) -> Iterator[None]:
     provider.mode = "ok"

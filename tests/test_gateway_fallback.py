@@ -23,13 +23,6 @@ from tests.test_gateway_stack import (
 
 
 @pytest.fixture(scope="module")
-def provider() -> Iterator[Provider]:
-    server = Provider()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def no_provider(
     tmp_path_factory: pytest.TempPathFactory, local_model_server: Any
 ) -> Iterator[RunningGateway]:
