@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import Proxy, free_port, start_proxy
@@ -46,15 +47,37 @@ def reroute_policy(folder: Path, base_url: str, model: str) -> Path:
     return path
 
 
+def rerouting(
+    factory: pytest.TempPathFactory,
+    name: str,
+    upstream: FakeAIService,
+    base_url: str,
+    model: str,
+    extra: Sequence[str] = (),
+) -> Iterator[Proxy]:
+    """A proxy whose policy reroutes secrets to the local model at `base_url`, for a fixture."""
+    folder = factory.mktemp(name)
+    policy = reroute_policy(folder, base_url, model)
+    running = start_proxy(folder, upstream.port, ["--policy", str(policy), *extra])
+    yield running
+    running.stop()
+
+
+def ask_chat(proxy: Proxy, text: str, stream: bool = False) -> httpx.Response:
+    """One Chat Completions request to api.openai.com through `proxy`, read whole."""
+    body: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
+    if stream:
+        body["stream"] = True
+    with proxy.client() as http:
+        return http.post("https://api.openai.com/v1/chat/completions", json=body)
+
+
 @pytest.fixture(scope="module")
 def rerouting_proxy(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeAIService, local_model_server: Any
 ) -> Iterator[Proxy]:
-    folder = tmp_path_factory.mktemp("reroute")
-    policy = reroute_policy(folder, local_model_server.base_url, local_model_server.model)
-    running = start_proxy(folder, upstream.port, ["--policy", str(policy)])
-    yield running
-    running.stop()
+    local = local_model_server
+    yield from rerouting(tmp_path_factory, "reroute", upstream, local.base_url, local.model)
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +101,8 @@ def test_secret_prompt_is_answered_by_the_local_model_in_the_callers_format(
 def test_rerouted_answer_carries_the_notice_header_and_is_audited(
     rerouting_proxy: Proxy, upstream: FakeAIService
 ) -> None:
-    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
     before = len(upstream.received)
-    with rerouting_proxy.client() as http:
-        answer = http.post("https://api.openai.com/v1/chat/completions", json=body)
+    answer = ask_chat(rerouting_proxy, SECRET_PROMPT)
     assert answer.status_code == 200, answer.text
     assert answer.headers["x-dlpproxy-rerouted"] == "company"
     incident = answer.headers["x-dlpproxy-incident"]
@@ -140,10 +161,8 @@ def test_claude_web_is_answered_in_its_own_format_and_azure_keeps_its_destinatio
 def test_clean_prompt_still_goes_to_the_service(
     rerouting_proxy: Proxy, upstream: FakeAIService
 ) -> None:
-    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Name three rivers."}]}
     before = len(upstream.received)
-    with rerouting_proxy.client() as http:
-        answer = http.post("https://api.openai.com/v1/chat/completions", json=body)
+    answer = ask_chat(rerouting_proxy, "Name three rivers.")
     assert answer.status_code == 200
     assert "x-dlpproxy-rerouted" not in answer.headers
     assert len(upstream.received) == before + 1
@@ -153,11 +172,8 @@ def test_clean_prompt_still_goes_to_the_service(
 def proxy_with_dead_model(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeAIService
 ) -> Iterator[Proxy]:
-    folder = tmp_path_factory.mktemp("reroute-dead")
-    policy = reroute_policy(folder, f"http://127.0.0.1:{free_port()}/v1", "nothing")
-    running = start_proxy(folder, upstream.port, ["--policy", str(policy)])
-    yield running
-    running.stop()
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    yield from rerouting(tmp_path_factory, "reroute-dead", upstream, dead, "nothing")
 
 
 DOWN_CASES = [c for c in CASES if c.name.startswith(("openai-chat", "anthropic"))]
@@ -186,12 +202,7 @@ def test_local_model_down_fails_closed_in_the_callers_format(
 def test_local_model_down_stream_is_a_complete_stream(
     proxy_with_dead_model: Proxy, upstream: FakeAIService
 ) -> None:
-    body = {
-        "model": "gpt-4o", "stream": True,
-        "messages": [{"role": "user", "content": SECRET_PROMPT}],
-    }  # fmt: skip
-    with proxy_with_dead_model.client() as http:
-        answer = http.post("https://api.openai.com/v1/chat/completions", json=body)
+    answer = ask_chat(proxy_with_dead_model, SECRET_PROMPT, stream=True)
     assert answer.status_code == 200
     assert answer.headers["x-dlpproxy-rerouted"] == "failed"
     assert answer.text.rstrip().endswith("data: [DONE]")
@@ -255,22 +266,18 @@ def proxy_behind_upstream(
 ) -> Iterator[Proxy]:
     """dlpproxy chained to a corporate upstream proxy that is not even there: rerouted prompts
     never need it (lazy connections, so nothing is opened before the request is decided)."""
-    folder = tmp_path_factory.mktemp("reroute-upstream")
-    policy = reroute_policy(folder, local_model_server.base_url, local_model_server.model)
-    extra = ["--policy", str(policy), "--upstream", f"http://127.0.0.1:{free_port()}",
-             "--set", "connection_strategy=lazy"]  # fmt: skip
-    running = start_proxy(folder, upstream.port, extra)
-    yield running
-    running.stop()
+    local = local_model_server
+    extra = ["--upstream", f"http://127.0.0.1:{free_port()}", "--set", "connection_strategy=lazy"]
+    yield from rerouting(
+        tmp_path_factory, "reroute-upstream", upstream, local.base_url, local.model, extra
+    )
 
 
 def test_rerouted_prompt_goes_to_the_local_relay_not_through_the_upstream_proxy(
     proxy_behind_upstream: Proxy, upstream: FakeAIService
 ) -> None:
-    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
     before = len(upstream.received)
-    with proxy_behind_upstream.client() as http:
-        answer = http.post("https://api.openai.com/v1/chat/completions", json=body)
+    answer = ask_chat(proxy_behind_upstream, SECRET_PROMPT)
     assert answer.status_code == 200, answer.text
     assert answer.headers["x-dlpproxy-rerouted"] == "company"
     assert answer.json()["choices"][0]["message"]["content"].startswith(BANNER)
