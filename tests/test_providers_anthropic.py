@@ -15,6 +15,7 @@ from dlpproxy.errors import BodyError
 from dlpproxy.providers import Request, UnknownShape, stream_from_openai
 from dlpproxy.providers.anthropic import AnthropicAdapter
 from dlpproxy.providers.claude_web import ClaudeWebAdapter
+from tests.support.chunks import chunk
 
 try:  # anthropic 2.x talks through its own fork of httpx
     import httpx2 as sdk_http
@@ -297,10 +298,6 @@ def test_anthropic_tools_and_tool_choice_become_chat_function_tools() -> None:
 
 
 def test_anthropic_stream_carries_streamed_tool_calls_as_tool_use_blocks():
-    def chunk(delta: dict, finish: str | None = None) -> dict:
-        return {"id": "c1", "model": "local", "created": 1,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
-
     call = {"index": 0, "id": "call_7", "type": "function",
             "function": {"name": "weather", "arguments": '{"ci'}}  # fmt: skip
     chunks = [

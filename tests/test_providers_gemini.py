@@ -11,6 +11,7 @@ import pytest
 from dlpproxy.errors import BodyError
 from dlpproxy.providers import Request, stream_from_openai
 from dlpproxy.providers.gemini import GeminiAdapter
+from tests.support.chunks import chunk
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
 MESSAGE = "Blocked by dlpproxy: the data contains customer records. Incident inc-0b9e."
@@ -177,10 +178,6 @@ def test_gemini_function_declarations_become_chat_function_tools() -> None:
 
 
 def test_gemini_stream_sends_streamed_tool_calls_as_a_function_call_part():
-    def chunk(delta: dict, finish: str | None = None) -> dict:
-        return {"id": "c2", "model": "local", "created": 1,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
-
     call = {"index": 0, "id": "call_1", "function": {"name": "yield_of", "arguments": '{"waf'}}
     chunks = [
         chunk({"role": "assistant", "content": "Looking."}),

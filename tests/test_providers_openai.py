@@ -17,6 +17,7 @@ from dlpproxy.providers.azure import AzureOpenAIAdapter
 from dlpproxy.providers.compatible import OpenAICompatibleAdapter
 from dlpproxy.providers.openai_chat import OpenAIChatAdapter
 from dlpproxy.providers.openai_responses import OpenAIResponsesAdapter
+from tests.support.chunks import chunk
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
 MESSAGE = "Blocked by dlpproxy: the prompt contains an AWS access key. Incident inc-7f3a."
@@ -351,10 +352,6 @@ def test_responses_function_tools_carry_over_and_hosted_tools_do_not() -> None:
 
 
 def test_responses_stream_carries_streamed_tool_calls_and_the_sdk_reads_them():
-    def chunk(delta: dict, finish: str | None = None) -> dict:
-        return {"id": "c9", "model": "local", "created": 1,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
-
     call = {"index": 0, "id": "call_3", "type": "function",
             "function": {"name": "stock", "arguments": '{"sk'}}  # fmt: skip
     chunks = [
