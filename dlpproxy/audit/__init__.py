@@ -1,6 +1,6 @@
 """Remembering decisions: the SQLite audit store, its writer and exports for a SIEM."""
 
-from dlpproxy.audit.events import event_for
+from dlpproxy.audit.events import event_for, joined
 from dlpproxy.audit.store import (
     AuditError,
     AuditEvent,
@@ -17,5 +17,6 @@ __all__ = [
     "FindingRecord",
     "audit_salt",
     "event_for",
+    "joined",
     "open_store",
 ]

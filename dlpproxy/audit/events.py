@@ -10,6 +10,11 @@ from dlpproxy.policy import Decision
 from dlpproxy.types import Finding, Prompt, ScanResult
 
 
+def joined(*reasons: str) -> str:
+    """An event's reasons as one text: the non-empty ones, in order, separated by "; "."""
+    return "; ".join(r for r in reasons if r)
+
+
 def event_for(
     prompt: Prompt,
     result: ScanResult | None,

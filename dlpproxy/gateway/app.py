@@ -15,11 +15,11 @@ import json
 import logging
 from dataclasses import replace
 
-from dlpproxy.audit import AuditEvent, AuditWriter
+from dlpproxy.audit import AuditEvent, AuditWriter, joined
 from dlpproxy.errors import DlpError
 from dlpproxy.gateway.config import AppKey, GatewayConfig
 from dlpproxy.gateway.formats import ANTHROPIC, ENDPOINTS, OPENAI, Endpoint, error, style_of
-from dlpproxy.gateway.local import LocalAnswers, joined
+from dlpproxy.gateway.local import LocalAnswers
 from dlpproxy.gateway.upstream import Answer, ProviderDown, Upstream
 from dlpproxy.httpserver import HttpRequest, HttpResponse
 from dlpproxy.policy import Policy, PolicyHolder

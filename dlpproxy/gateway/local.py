@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from dlpproxy.audit import AuditEvent
+from dlpproxy.audit import AuditEvent, joined
 from dlpproxy.enforce.reroute import (
     FAILED_MESSAGE,
     INCIDENT_HEADER,
@@ -32,10 +32,6 @@ from dlpproxy.providers.base import Request
 from dlpproxy.proxy.inspector import Verdict, reroute_job, rerouted_event
 
 Failed = Callable[[str], HttpResponse]
-
-
-def joined(*reasons: str) -> str:
-    return "; ".join(r for r in reasons if r)
 
 
 class LocalAnswers:
@@ -71,7 +67,7 @@ class LocalAnswers:
         if not endpoint.chat:
             return await self._embed(request, verdict, policy, names, note, failed)
         models = self.pool.current(policy.local_models)
-        chosen = tuple(models.get(n) for n in names if n in models.names())
+        chosen = models.pick(names)
         reading = read_with(endpoint.adapter, request)  # the original text: the model is ours
         base = replace(verdict.event, reason=joined(verdict.event.reason, note))
 

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -346,6 +346,10 @@ class LocalModels:
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._models)
+
+    def pick(self, names: Iterable[str]) -> tuple[LocalModel, ...]:
+        """The configured models among `names`, in that order (unknown names are skipped)."""
+        return tuple(self._models[n] for n in names if n in self._models)
 
     def __contains__(self, name: object) -> bool:
         return name in self._models

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from dlpproxy.audit import AuditEvent, event_for
+from dlpproxy.audit import AuditEvent, event_for, joined
 from dlpproxy.enforce.placeholders import ConversationMaps, PlaceholderMap, redact
 from dlpproxy.enforce.reroute import FAILED_MESSAGE, Reroute
 from dlpproxy.engine import Engine
@@ -162,7 +162,7 @@ def reroute_job(
     """The reroute of a `reroute` verdict: the local models to try, in order, and the notice."""
     assert verdict.adapter is not None and verdict.extracted is not None
     route = policy.reroute.route(verdict.decision.model)
-    chosen = tuple(models.get(name) for name in route if name in models.names())
+    chosen = models.pick(route)
     categories = ", ".join(c.replace("_", " ") for c in verdict.decision.categories)
     return Reroute(
         verdict.adapter, req, verdict.extracted, chosen, verdict.event.id,
@@ -173,9 +173,8 @@ def reroute_job(
 
 def rerouted_event(job: Reroute, event: AuditEvent) -> AuditEvent:
     """The audit event once the local model answered (or not): the outcome joins the reason."""
-    reason = "; ".join(r for r in (event.reason, job.outcome) if r)
     action = "reroute" if job.answered_by else "block"
-    return replace(event, action=action, reason=reason)
+    return replace(event, action=action, reason=joined(event.reason, job.outcome))
 
 
 def plain_block(message: str, incident: str) -> Response:
