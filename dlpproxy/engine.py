@@ -1,7 +1,9 @@
 """The engine: runs the detectors on a prompt, merges what they find, keeps to a time budget.
 
-One engine serves every entry point (proxy addon, gateway, `dlpproxy scan`). CPU-bound detectors
-run in a thread pool so the proxy's event loop never blocks; coroutine detectors (the classifier's
+One engine serves every entry point (proxy addon, gateway, `dlpproxy scan`). On small prompts the
+detectors' quick paths (linear-time scanners, pii's prefilter) run on the event loop, where a
+thread hand-off would cost more than the work; heavy work (presidio, large prompts) runs in a
+thread pool so the proxy's event loop never blocks; coroutine detectors (the classifier's
 micro-batcher) are awaited. Each text is also read through its normalised and decoded views
 (`dlpproxy.detect.views`) and the findings are mapped back to the original offsets.
 """
@@ -74,23 +76,35 @@ class Engine:
         # Plain detectors run one after the other in ONE pool job (one thread hand-off per prompt,
         # not one per detector: they hold the GIL anyway); coroutine detectors are awaited.
         plain = [d for d in self.detectors if not inspect.iscoroutinefunction(d.detect)]
+        per_detector: dict[str, list[list[Finding]]] = {}
+        if sum(len(view.text) for view in flat) <= self.settings.inline_max_chars:
+            # Small prompts: the quick paths run here (DESIGN: fast detectors inline).
+            pooled = []
+            for det in plain:
+                quick = self._run_quick(det, _texts(det, flat))
+                if quick is None:
+                    pooled.append(det)
+                else:
+                    per_detector[det.name] = quick
+            plain = pooled
         tasks: dict[asyncio.Future[Any], tuple[str, ...]] = {}
         finished: list[str] = []  # plain detectors that are done, to name the late ones
         if plain:
             job = loop.run_in_executor(self._pool, self._run_plain, plain, flat, finished)
             tasks[asyncio.ensure_future(job)] = tuple(d.name for d in plain)
         for det in self.detectors:
-            if det not in plain:
+            if det not in plain and det.name not in per_detector:
                 coro = self._run_async(det, _texts(det, flat), loop)
                 tasks[asyncio.ensure_future(coro)] = (det.name,)
         budget = self.settings.time_budget_ms / 1000.0
-        done, pending = await asyncio.wait(tasks, timeout=budget)
-        if pending:
-            for late in pending:
-                late.cancel()
-            late_names = sorted(n for f in pending for n in tasks[f] if n not in finished)
-            raise ScanTimeout(self.settings.time_budget_ms, late_names)
-        per_detector: dict[str, list[list[Finding]]] = {}
+        done: set[asyncio.Future[Any]] = set()
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=budget)
+            if pending:
+                for late in pending:
+                    late.cancel()
+                late_names = sorted(n for f in pending for n in tasks[f] if n not in finished)
+                raise ScanTimeout(self.settings.time_budget_ms, late_names)
         for future in done:
             result = future.result()
             per_detector.update(result if isinstance(result, dict) else {tasks[future][0]: result})
@@ -191,6 +205,26 @@ class Engine:
                 finished.append(det.name)
                 self._times[det.name].append((time.perf_counter() - started) * 1000.0)
         return out
+
+    def _run_quick(self, det: Detector, texts: list[str]) -> list[list[Finding]] | None:
+        """`det.quick` on every text, or None when it has none or a text needs `detect`."""
+        quick = getattr(det, "quick", None)
+        if not callable(quick):
+            return None
+        started = time.perf_counter()
+        results: list[list[Finding]] = []
+        try:
+            for text in texts:
+                found = quick(text)
+                if found is None:
+                    return None
+                results.append(list(found))
+        except DlpError:
+            raise
+        except Exception as exc:
+            raise DetectorError(det.name, f"{type(exc).__name__}: {exc}") from exc
+        self._times[det.name].append((time.perf_counter() - started) * 1000.0)
+        return results
 
     def _run_sync(self, det: Detector, texts: list[str]) -> list[list[Finding]]:
         try:

@@ -74,6 +74,10 @@ class Settings:
     # Encoded blobs (base64/hex) are decoded and rescanned up to this depth.
     decode_depth: int = 2
     workers: int = 4
+    # Prompts up to this many characters (all views together) run the detectors that offer a
+    # quick path (`quick`: linear-time scanners, pii's prefilter) on the event loop: a thread
+    # hand-off costs more than their work. Larger prompts, and presidio, go to the pool.
+    inline_max_chars: int = 16384
     # Content classifier micro-batching: windows of concurrent prompts share one model run of at
     # most this many windows (0: by device, 8 on CPU, 128 on CUDA), waiting at most this long.
     classifier_max_batch: int = 0

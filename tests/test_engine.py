@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import threading
 import time
 
 import pytest
@@ -187,3 +188,61 @@ def test_latency_of_each_detector_is_kept_for_the_heartbeat() -> None:
     assert set(timing) == {"aws", "slow", "email"}
     assert all(t["n"] == 5 for t in timing.values())
     assert timing["slow"]["p50"] >= 20.0 > timing["aws"]["p50"]
+
+
+class QuickDetector(RegexDetector):
+    """A detector with a quick path: `quick` answers unless the text holds `heavy`, which needs
+    `detect`. It records the thread each path ran on."""
+
+    def __init__(self, name: str, pattern: str, heavy: str = "\x00"):
+        super().__init__(name, pattern)
+        self.heavy = heavy
+        self.threads: list[tuple[str, str]] = []
+
+    def quick(self, text: str) -> list[Finding] | None:
+        self.threads.append(("quick", threading.current_thread().name))
+        return None if self.heavy in text else RegexDetector.detect(self, text)
+
+    def detect(self, text: str) -> list[Finding]:
+        self.threads.append(("detect", threading.current_thread().name))
+        return RegexDetector.detect(self, text)
+
+
+def test_small_prompts_take_the_quick_path_on_the_event_loop() -> None:
+    det = QuickDetector("aws", r"AKIA[A-Z2-7]{16}")
+    with engine_of(det) as engine:
+        result = asyncio.run(engine.scan(f"key {KEY}"))
+        timing = engine.latency_ms()
+    assert [f.type for f in result.findings] == ["aws"]
+    assert det.threads == [("quick", "MainThread")]  # no thread hand-off, no `detect`
+    assert timing["aws"]["n"] == 1
+
+
+def test_a_text_that_needs_the_heavy_path_goes_to_the_pool() -> None:
+    det = QuickDetector("aws", r"AKIA[A-Z2-7]{16}", heavy="presidio")
+    with engine_of(det) as engine:
+        result = asyncio.run(engine.scan(f"presidio please: {KEY}"))
+    assert [f.type for f in result.findings] == ["aws"]
+    assert det.threads[0] == ("quick", "MainThread")
+    assert det.threads[1][0] == "detect" and det.threads[1][1].startswith("dlp-detect")
+
+
+def test_prompts_over_the_inline_limit_go_to_the_pool_whole() -> None:
+    det = QuickDetector("aws", r"AKIA[A-Z2-7]{16}")
+    with engine_of(det, inline_max_chars=100) as engine:
+        result = asyncio.run(engine.scan("x" * 200 + KEY))
+    assert [(f.start, f.type) for f in result.findings] == [(200, "aws")]
+    assert [path for path, _ in det.threads] == ["detect"]
+    assert det.threads[0][1].startswith("dlp-detect")
+
+
+def test_a_failing_quick_path_is_a_detector_error_naming_it() -> None:
+    class BrokenQuick(QuickDetector):
+        def quick(self, text: str) -> list[Finding] | None:
+            raise KeyError("rule table")
+
+    with (
+        engine_of(BrokenQuick("rules", "x")) as engine,
+        pytest.raises(DetectorError, match="detector 'rules': KeyError"),
+    ):
+        asyncio.run(engine.scan("text"))

@@ -349,6 +349,14 @@ def test_texts_without_any_pattern_candidate_skip_presidio(pii: PiiDetector) -> 
         pii.analyzer.analyze = original  # type: ignore[method-assign]
 
 
+def test_quick_path_answers_only_texts_without_candidates(pii: PiiDetector) -> None:
+    """The engine runs `quick` on the event loop: [] without a candidate, None (go to the pool,
+    presidio) with one, including digits in other scripts that the detector folds to ASCII."""
+    assert pii.quick("The roadmap moved by a week; version 3.12 ships in May.") == []
+    assert pii.quick("write to minji@example.com") is None
+    assert pii.quick("주민번호 ９００１０１-１２３４５６８") is None
+
+
 def test_windows_around_candidates_find_exactly_what_the_whole_text_finds(
     pii: PiiDetector,
 ) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import secrets
 import socket
 import sqlite3
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -236,39 +236,34 @@ class AuditWriter:
         self._started = time.time()
         self._beat_at = 0.0
         open_store(path).conn.close()  # fail now, clearly, if the file is unusable
-        self._queue: queue.Queue[AuditEvent | None] = queue.Queue()
+        # A deque the writer drains every `interval` (or sooner once `batch` events wait): no
+        # lock or wake-up per event on the proxy's event loop, one transaction per drain.
+        self._pending: deque[AuditEvent] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="dlp-audit", daemon=True)
         self._thread.start()
 
     def record(self, event: AuditEvent) -> None:
-        self._queue.put(event)
+        self._pending.append(event)
+        if len(self._pending) >= self.batch:
+            self._wake.set()
 
     def close(self, timeout: float = 30.0) -> None:
-        self._queue.put(None)
+        self._stopping = True
+        self._wake.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
         db = open_store(self.path)
-        pending: list[AuditEvent] = []
         stopping = False
         while not stopping:
-            try:
-                item = self._queue.get(timeout=self.interval)
-                if item is None:
-                    stopping = True
-                else:
-                    pending.append(item)
-                while len(pending) < self.batch and not stopping:
-                    item = self._queue.get_nowait()
-                    if item is None:
-                        stopping = True
-                    else:
-                        pending.append(item)
-            except queue.Empty:
-                pass
-            if pending:
-                self._flush(db, pending)
-                pending = []
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            stopping = self._stopping  # read before draining: nothing recorded before close waits
+            while self._pending:
+                count = min(self.batch, len(self._pending))
+                self._flush(db, [self._pending.popleft() for _ in range(count)])
             self._apply_retention(db)
             self._heartbeat(db, "stopped" if stopping else "running")
         db.conn.close()

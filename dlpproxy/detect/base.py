@@ -16,6 +16,9 @@ class Detector(Protocol):
     It may be a plain method (CPU work: the engine runs it in a worker thread) or a coroutine
     function (a detector that batches across concurrent callers, e.g. the ONNX classifier).
     `detect_batch` is optional: bulk callers (`dlpproxy scan --jsonl`) use it when present.
+    `quick(text)` is optional too: the findings when they cost no more than a linear scan (the
+    engine then runs it on the event loop for small prompts, no thread hand-off), or None when
+    the text needs the heavy path (`detect` in the pool).
     """
 
     name: str

@@ -129,6 +129,10 @@ class KeywordDetector:
             ]
             self._db = HyperscanDb([t.encode() for _, t in self._terms], flags, literal=True)
 
+    def quick(self, text: str) -> list[Finding]:
+        """One hyperscan literal pass: always quick."""
+        return self.detect(text)
+
     def detect(self, text: str) -> list[Finding]:
         if self._db is None or not text:
             return []

@@ -259,6 +259,14 @@ class PiiDetector:
             return True
         return bool(self._candidates.ids(data or _utf8(text)))
 
+    def quick(self, text: str) -> list[Finding] | None:
+        """No findings when no pattern can match (one prefilter pass); None when presidio must
+        run (`detect`, in the engine's pool)."""
+        if self._candidates is None:
+            return None
+        ascii_text = text.translate(_ASCII_DIGITS)
+        return None if self.has_candidates(ascii_text) else []
+
     def detect(self, text: str) -> list[Finding]:
         text = text.translate(_ASCII_DIGITS)
         data = _utf8(text)

@@ -204,7 +204,7 @@ class LocalModel:
 
     async def _chunks(self, response: httpx.Response) -> AsyncGenerator[dict[str, Any], None]:
         finished = False
-        events = sse_data(response.aiter_lines())
+        events = sse_data(response.aiter_bytes())
         async for data in events:
             if data.strip() == "[DONE]":
                 await _drain(events)
