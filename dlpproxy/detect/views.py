@@ -18,7 +18,10 @@ import base64
 import binascii
 import bisect
 import re
+import threading
 from dataclasses import dataclass
+
+from dlpproxy.detect.hyperscan_db import HyperscanDb, hyperscan
 
 # Zero-width and invisible format characters that split a token without showing.
 _INVISIBLE = "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f"
@@ -43,10 +46,15 @@ _LATIN_OR_DIGIT = re.compile(r"[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a
 
 # Candidate encoded blobs. Base64 needs a mix of cases and digits to be worth decoding (an
 # identifier like `assertAlmostEqual` is not a blob); hex needs 32+ digits.
-_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")
-_HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}){16,}\b")
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}")
+_HEX = re.compile(r"(?<!\w)(?:[0-9a-fA-F]{2}){16,}\b")
 MAX_BLOBS = 64
 MAX_BLOB_CHARS = 1 << 20
+# Both kinds of blob hold a run of 20 base64 characters; one hyperscan pass tells whether a text
+# has any, so that most prompts skip the two (slower) Python regex scans.
+_RUN = rb"[A-Za-z0-9+/_-]{20}"
+_run_db: HyperscanDb | None = None
+_run_db_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +141,23 @@ def decoded(text: str, depth: int) -> list[View]:
     return views
 
 
+def _may_hold_blobs(text: str) -> bool:
+    """False when `text` has no run of 20 base64 characters (then it has no blob); True when it
+    has, or when hyperscan is missing (the regexes then decide alone)."""
+    global _run_db
+    if hyperscan is None:
+        return True
+    if _run_db is None:
+        with _run_db_lock:
+            if _run_db is None:
+                _run_db = HyperscanDb([_RUN], hyperscan.HS_FLAG_SINGLEMATCH)
+    return bool(_run_db.ids(text.encode("utf-8", "surrogatepass")))
+
+
 def _blobs(text: str) -> list[tuple[re.Match[str], str]]:
     found: list[tuple[re.Match[str], str]] = []
+    if len(text) < 20 or not _may_hold_blobs(text):
+        return found
     for match in _HEX.finditer(text):
         found.append((match, "hex"))
         if len(found) >= MAX_BLOBS:
