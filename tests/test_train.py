@@ -209,3 +209,62 @@ def test_train_command_exports_a_loadable_model_with_company_labels(tmp_path: Pa
     det = ContentClassifier(Manifest.load(out / "classifier.json"))
     assert det.categories == frozenset({"bill_of_materials"})
     assert (out / "README.md").is_file()
+
+
+def company_rows(owner: str) -> list[dict[str, str]]:
+    """Labelled rows of one owner: code, CSV rows and questions, sources named like the corpus."""
+    code = "def total(items):\n    result = 0\n    for item in items:\n        result += item\n"
+    rows = []
+    for i in range(6):
+        csv = "id,name,amount,currency\n" + "".join(
+            f"{j},{owner}{j},{j * i}.50,EUR\n" for j in range(6)
+        )
+        texts = {
+            "source_code": code.replace("total", f"total_{i}") + "    return result\n",
+            "data_export": csv,
+            "benign": f"How far is town {i} from the coast?",
+        }
+        rows += [
+            {"text": t, "label": lb, "source": f"{owner}/repo@abc:file{i}"}
+            for lb, t in texts.items()
+        ]
+    return rows
+
+
+def test_owner_folds_keep_each_owner_whole_and_balance_labels() -> None:
+    from dlpproxy.train.stack import owner_folds
+
+    records = [
+        Record(r["text"], r["label"], "en", r["source"])
+        for o in ("alpha", "beta", "gamma", "delta")
+        for r in company_rows(o)
+    ]
+    assign = owner_folds(records, ["benign", "data_export", "source_code"], 2)
+    assert set(assign) == {"alpha", "beta", "gamma", "delta"}
+    assert sorted(assign.values()) == [0, 0, 1, 1]
+
+
+def test_fitted_stacker_round_trips_through_its_file(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    from dlpproxy.detect.classifier import MANIFEST, Manifest, file_sha256
+    from dlpproxy.detect.stacker import FILE, Stacker
+    from dlpproxy.train.stack import fit_stacker, write_stacker
+
+    labels = ["benign", "data_export", "source_code"]
+    records = [Record(r["text"], r["label"], "en", r["source"]) for r in company_rows("alpha")]
+    rng = np.random.default_rng(0)
+    scores = rng.dirichlet(np.ones(len(labels)), size=len(records)).astype(np.float32)
+    pieces = [r.text.encode() for r in records]
+    stacker, info = fit_stacker(records, labels, scores, pieces)
+    models = tmp_path / "models"
+    models.mkdir()
+    manifest = json.loads((Path(__file__).parent.parent / "models" / MANIFEST).read_text())
+    manifest["labels"] = labels
+    (models / MANIFEST).write_text(json.dumps(manifest))
+    path = write_stacker(stacker, info, models)
+    assert Manifest.load(models / MANIFEST).stacker_sha256 == file_sha256(path) != ""
+    loaded = Stacker.load(models / FILE, labels)
+    texts = [r.text for r in records]
+    np.testing.assert_allclose(loaded.apply(scores, texts), stacker.apply(scores, texts), atol=1e-4)
+    predicted = [labels[k] for k in loaded.apply(scores, texts).argmax(axis=1)]
+    assert predicted == [r.label for r in records]

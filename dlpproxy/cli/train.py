@@ -80,6 +80,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--max-len", type=int, default=2048, help="window length in bytes")
     parser.add_argument(
+        "--stacker",
+        action="store_true",
+        help="fit only the second stage (layout features + ONNX scores) for the model in --out, "
+        "on out-of-fold scores of surrogate models trained per owner fold of --train",
+    )
+    parser.add_argument("--stacker-epochs", type=int, default=4, help="surrogate epochs")
+    parser.add_argument("--stacker-max-len", type=int, default=1024, help="surrogate window")
+    parser.add_argument(
+        "--stacker-workdir",
+        type=Path,
+        default=Path(".traindata/stacker"),
+        help="where the surrogate models are written (default .traindata/stacker/)",
+    )
+    parser.add_argument(
         "--baseline",
         action="store_true",
         help="also train and score the TF-IDF + logistic-regression baseline",
@@ -121,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         n = write_jsonl(args.save_local, collect_local(args.seed))
         print(f"wrote {n} records to {args.save_local}")
         return 0
+    if args.stacker:
+        return _stacker(args)
     train, dev, info = _load(args)
     labels = sorted({r.label for r in train}, key=lambda lb: (lb != NEGATIVE, lb))
     if labels[0] != NEGATIVE:
@@ -134,6 +150,30 @@ def run(args: argparse.Namespace) -> int:
     _train_and_export(args, train, labels, info, out)
     if dev:
         _evaluate(args, train, dev, labels, out)
+    return 0
+
+
+def _stacker(args: argparse.Namespace) -> int:
+    from dlpproxy.train.corpus import NEGATIVE, read_jsonl
+    from dlpproxy.train.stack import build_stacker
+
+    data = _default_data()
+    train = [r for f in (args.train or [data / "train.jsonl.gz"]) for r in read_jsonl(f)]
+    labels = sorted({r.label for r in train}, key=lambda lb: (lb != NEGATIVE, lb))
+    out = args.out or Settings().models_dir
+    command = "dlpproxy train " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else ""
+    build_stacker(
+        train,
+        labels,
+        out,
+        args.stacker_workdir,
+        args.stacker_epochs,
+        args.stacker_max_len,
+        command or "dlpproxy train --stacker",
+    )
+    dev_file = args.dev or (data / "dev.jsonl.gz")
+    if dev_file.is_file():
+        _evaluate(args, train, read_jsonl(dev_file), labels, out)
     return 0
 
 

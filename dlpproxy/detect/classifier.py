@@ -10,7 +10,6 @@ sha256 is checked against `models/classifier.json` before it is loaded.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dlpproxy.detect.batcher import MicroBatcher
+from dlpproxy.detect.stacker import Stacker, read_format
 from dlpproxy.errors import DetectorError
 from dlpproxy.settings import Settings
 from dlpproxy.types import Finding
@@ -29,6 +29,7 @@ FORMAT = 1
 PAD = -1
 # CPU runs are memory-bound: big batches spill the cache and are slower per window than small ones.
 DEFAULT_BATCH = {"cpu": 8, "cuda": 128}
+STACKER_ENV = "DLPPROXY_CLASSIFIER_STACKER"
 SEVERITY = {"source_code": "high", "meeting_notes": "high", "data_export": "high"}
 
 
@@ -43,6 +44,8 @@ class Manifest:
     thresholds: Mapping[str, float]
     max_len: int
     stride: int
+    stacker: Path | None = None  # the second stage (`stacker.py`); None: ONNX scores only
+    stacker_sha256: str = ""
 
     @classmethod
     def load(cls, manifest_path: Path) -> Manifest:
@@ -52,14 +55,9 @@ class Manifest:
                 f"{manifest_path}: model manifest missing; run `dlpproxy train` or restore models/",
             )
         try:
-            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-            if raw.get("format") != FORMAT:
-                raise DetectorError(
-                    NAME,
-                    f"{manifest_path}: format {raw.get('format')!r}, this version reads "
-                    f"format {FORMAT}; retrain with `dlpproxy train`",
-                )
+            raw = read_format(manifest_path, FORMAT, "format", "dlpproxy train")
             spec = raw["input"]
+            stack = raw.get("stacker")
             return cls(
                 manifest_path.parent / raw["model"],
                 str(raw["sha256"]),
@@ -68,6 +66,8 @@ class Manifest:
                 {str(k): float(v) for k, v in raw["thresholds"].items()},
                 int(spec["max_len"]),
                 int(spec["stride"]),
+                manifest_path.parent / stack["file"] if stack else None,
+                str(stack["sha256"]) if stack else "",
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise DetectorError(
@@ -125,6 +125,7 @@ class ContentClassifier:
     name: str = field(init=False, default=NAME)
     categories: frozenset[str] = field(init=False)
     _session: object = field(init=False, repr=False)
+    _stacker: Stacker | None = field(init=False, repr=False)
     _batcher: MicroBatcher[bytes, np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -132,6 +133,12 @@ class ContentClassifier:
             lb for lb in self.manifest.labels if lb != self.manifest.negative
         )
         self._session, self.device = _open_session(self.manifest, self.threads)
+        self._stacker = None
+        # The second stage's features run on the host (about 1 ms per 2 KB window, one core):
+        # DLPPROXY_CLASSIFIER_STACKER=off keeps GPU throughput for the ONNX scores alone.
+        if self.manifest.stacker is not None and os.environ.get(STACKER_ENV, "") != "off":
+            verified(self.manifest.stacker, self.manifest.stacker_sha256, "stacker file")
+            self._stacker = Stacker.load(self.manifest.stacker, self.manifest.labels)
         if self.max_batch <= 0:
             self.max_batch = DEFAULT_BATCH[self.device]
         self._batcher = MicroBatcher(self.predict_windows, self.max_batch, self.max_wait_ms)
@@ -147,6 +154,9 @@ class ContentClassifier:
             for r, i in enumerate(idx):
                 rows[r, : len(pieces[i])] = np.frombuffer(pieces[i], dtype=np.uint8)
             probs = self._session.run(["probs"], {"bytes": rows})[0]  # type: ignore[attr-defined]
+            if self._stacker is not None:
+                texts = [pieces[i].decode("utf-8", "replace") for i in idx]
+                probs = self._stacker.apply(probs, texts)
             for r, i in enumerate(idx):
                 out[i] = probs[r]
         return out
@@ -198,22 +208,27 @@ def _finding(start: int, end: int, label: str, score: float) -> Finding:
     )
 
 
+def verified(path: Path, sha256: str, what: str) -> None:
+    """A clear error unless `path` exists and has the sha256 the manifest gives for it."""
+    if not path.is_file():
+        raise DetectorError(
+            NAME, f"{path}: {what} missing; run `dlpproxy train` or restore models/"
+        )
+    actual = file_sha256(path)
+    if actual != sha256:
+        raise DetectorError(
+            NAME,
+            f"{path}: sha256 {actual[:16]}... does not match the manifest's "
+            f"{sha256[:16]}...; the file is corrupt or from another training run",
+        )
+
+
 def _open_session(manifest: Manifest, threads: int) -> tuple[object, str]:
     """An onnxruntime session on CUDA when onnxruntime-gpu and a GPU are present, else on CPU."""
     import onnxruntime as ort
 
     path = manifest.path
-    if not path.is_file():
-        raise DetectorError(
-            NAME, f"{path}: model file missing; run `dlpproxy train` or restore models/"
-        )
-    actual = file_sha256(path)
-    if actual != manifest.sha256:
-        raise DetectorError(
-            NAME,
-            f"{path}: sha256 {actual[:16]}... does not match the manifest's "
-            f"{manifest.sha256[:16]}...; the file is corrupt or from another training run",
-        )
+    verified(path, manifest.sha256, "model file")
     providers = ["CPUExecutionProvider"]
     if (
         "CUDAExecutionProvider" in ort.get_available_providers()

@@ -114,6 +114,35 @@ def _speed(lat: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _stacker_lines(out: Path, manifest: dict[str, Any]) -> list[str]:
+    """The second stage's paragraph, when the manifest names one."""
+    entry = manifest.get("stacker")
+    if not entry:
+        return []
+    stack = _load(out / entry["file"]) or {}
+    trained = stack.get("trained", {})
+    return [
+        "",
+        "### Second stage",
+        "",
+        f"`{entry['file']}` (format {entry['format']}, sha256 `{entry['sha256']}`, checked at "
+        "load): a multinomial logistic regression over the window's log ONNX probabilities "
+        f"and {len(stack.get('features', []))} layout features computed on the host "
+        "(`dlpproxy/detect/layout.py`: longest fenced code block and its language tag, reST "
+        "code directives, shares of lines that end like code or start with a keyword, "
+        "operators, comment lines; meeting words in en/zh/ja/ko/es/ar, action marks, speaker "
+        "lines, clock times, WebVTT cues, dates, @mentions; lines that start with a timestamp, "
+        "delimiter counts that repeat row after row, JSON-record lines, SQL dumps). It was "
+        f"fitted (C={trained.get('C')}) on {trained.get('fitted_on')} training records, with "
+        "ONNX scores taken out of fold: the training owners (GitHub organisations) were cut "
+        f"into {trained.get('folds')} folds with similar label counts, and a surrogate model "
+        f"({trained.get('surrogate_epochs')} epochs, {trained.get('surrogate_max_len')}-byte "
+        "windows) trained on one fold's owners scored the other's records, so the second stage "
+        "learns how far the n-gram model holds on organisations it has not seen. Command: "
+        f"`{trained.get('command', 'dlpproxy train --stacker')}`.",
+    ]
+
+
 def write_card(out: Path) -> Path:
     """models/README.md from the files beside it."""
     manifest = _load(out / MANIFEST)
@@ -137,6 +166,7 @@ def write_card(out: Path) -> Path:
         "embedding table (per-row scales), averages each n-gram group separately "
         f"(fastText-style), adds the log length, then {info['hidden']} ReLU units and a softmax. "
         "Bytes cover every script and programming language with no vocabulary.",
+        *_stacker_lines(out, manifest),
         "",
         "## Training",
         "",
