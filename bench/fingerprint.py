@@ -215,9 +215,15 @@ def _build(folder: Path, packages: tuple[str, ...]) -> dict[str, object]:
         code_s = time.perf_counter() - began
         documents = index_paths(store, [docs], "documents", 8 * 1024 * 1024)
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # snippets come from what the index holds: files it left out (generated, too large,
+        # binary) are counted in `skipped`, not sampled
+        held = {p for label in ("code", "documents") for p in store.files_of(label)}
     source = code.bytes + documents.bytes
     return {
-        "db": db, "doc_files": doc_files, "prose_files": prose_files,
+        "db": db, "prose_files": prose_files,
+        "code_held": sorted(Path(p) for p in held if p.endswith(".py")),
+        "doc_files": [p for p in doc_files if str(p.absolute()) in held],
+        "skipped": {"code": dict(code.skipped), "documents": dict(documents.skipped)},
         "code_files": code.indexed, "code_lines": code.lines, "code_bytes": code.bytes,
         "code_seconds": round(code_s, 2), "doc_count": documents.indexed,
         "doc_lines": documents.lines, "source_bytes": source,
@@ -361,7 +367,7 @@ def run(args: argparse.Namespace) -> Section:
         detector.detect("warm-up")
         load_s = time.perf_counter() - began
         index = detector._index
-        code_pool = _pool(_code_files(packages))
+        code_pool = _pool(built.pop("code_held"))  # type: ignore[arg-type]
         doc_pool = _pool(built.pop("doc_files"))  # type: ignore[arg-type]
         other_pool = _pool(_code_files(OTHER) + _stdlib_files())
         prose_pool = _pool(built.pop("prose_files") + _metadata(OTHER))  # type: ignore[operator]

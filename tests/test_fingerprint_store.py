@@ -13,7 +13,7 @@ import pytest
 
 from dlpproxy.fingerprint import indexer
 from dlpproxy.fingerprint.indexer import index_paths
-from dlpproxy.fingerprint.store import FingerprintStore, FingerprintStoreError
+from dlpproxy.fingerprint.store import COMMON_MIN_FILES, FingerprintStore, FingerprintStoreError
 from tests.test_fingerprint_samples import GAME, LEDGER, MEMO, company_tree
 
 MB = 1024 * 1024
@@ -143,7 +143,7 @@ def test_a_crash_between_batches_keeps_whole_files_and_the_next_run_goes_on(
 
 
 def test_fingerprints_found_in_many_files_are_left_out(tmp_path, store):
-    root = many_files(tmp_path / "copies", 12)
+    root = many_files(tmp_path / "copies", COMMON_MIN_FILES + 2)
     (root / "ledger.py").write_text(LEDGER, encoding="utf-8")
     add(store, root)
     index, files = store.load()

@@ -9,8 +9,9 @@ allow-list are left out when the array is built.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -26,9 +27,9 @@ from dlpproxy.fingerprint.winnow import (
     U32,
     Channel,
     kgram_hashes,
+    selected,
     stored,
     tags,
-    winnow,
 )
 
 I64 = npt.NDArray[np.int64]
@@ -39,6 +40,7 @@ MERGE_GAP = 400
 CHAIN_LIMIT = 64
 CHAIN_REACH = 8
 MAX_CANDIDATES = 16
+_TRIPLE_QUOTE = re.compile(r'"""|\'\'\'')
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class MemoryIndex:
         )
         _, counts = np.unique(hashes, return_counts=True)
         keep = np.repeat(counts <= max_files, counts)
+        spread = np.repeat(counts, counts)
         self.suppressed = int(np.count_nonzero(counts > max_files))
         if public is not None:  # public code (an allow-list label) is nobody's secret
             known = np.isin(hashes, public)
@@ -85,38 +88,53 @@ class MemoryIndex:
         # where each fingerprint stands among its file's fingerprints (they are stored in order)
         self.ordinals: I64 = ordinals[keep]
         self.tags: U8 = marks[keep]
+        # how many files hold each fingerprint: a k-gram found in several counts for less
+        self.spread: I64 = spread[keep]
 
     def __len__(self) -> int:
         return len(self.hashes)
 
-    def lookup(self, query: U32) -> tuple[I64, I64, I64, U8]:
-        """(index into `query`, file id, ordinal in the file, tag) for every occurrence of a
-        query hash in the index."""
+    def lookup(self, query: U32) -> tuple[I64, I64, I64, U8, I64]:
+        """(index into `query`, file id, ordinal in the file, tag, files holding it) for every
+        occurrence of a query hash in the index."""
         left = np.searchsorted(self.hashes, query, side="left")
         right = np.searchsorted(self.hashes, query, side="right")
         counts = right - left
         hit = np.flatnonzero(counts)
         if len(hit) == 0:
             empty = np.zeros(0, np.int64)
-            return empty, empty, empty, np.zeros(0, np.uint8)
+            return empty, empty, empty, np.zeros(0, np.uint8), empty
         reps = counts[hit]
         which = np.repeat(hit, reps)
         firsts = np.repeat(left[hit], reps)
         steps = np.arange(len(which)) - np.repeat(np.cumsum(reps) - reps, reps)
         at = firsts + steps
-        return which, self.owners[at], self.ordinals[at], self.tags[at]
+        return which, self.owners[at], self.ordinals[at], self.tags[at], self.spread[at]
 
     def match(self, text: str) -> list[Match]:
-        """Regions of `text` that come from indexed files, best file per region."""
+        """Regions of `text` that come from indexed files, best file per region.
+
+        A paste that begins inside a docstring has an odd number of triple quotes, and read as
+        it stands its code would be taken for a string: it is also read from its first one on.
+        """
+        found = self._found(((CODE, code_tokens(text)), (PROSE, prose_tokens(text))))
+        if len(_TRIPLE_QUOTE.findall(text)) % 2:
+            head = _TRIPLE_QUOTE.search(text)
+            assert head is not None
+            rest = " " * head.end() + text[head.end() :]  # blanked, so spans stay in place
+            found += self._found(((CODE, code_tokens(rest)),))
+        return _best_per_region(found)
+
+    def _found(self, streams: Iterable[tuple[Channel, Tokens]]) -> list[Match]:
         hits: dict[int, list[Hit]] = defaultdict(list)
         similarity: dict[int, float] = defaultdict(float)
-        for channel, tokens in ((CODE, code_tokens(text)), (PROSE, prose_tokens(text))):
+        for channel, tokens in streams:
             self._match_channel(channel, tokens, hits, similarity)
         found: list[Match] = []
         for file_id, file_hits in hits.items():
             if _enough(file_hits):
                 found.extend(_regions(file_id, file_hits, similarity[file_id]))
-        return _best_per_region(found)
+        return found
 
     def _match_channel(
         self,
@@ -130,7 +148,7 @@ class MemoryIndex:
             return
         short = stored(hashes)
         counted = np.flatnonzero(hashes != SKIPPED)
-        where, files, ordinals, marks = self.lookup(short[counted])
+        where, files, ordinals, marks, spread = self.lookup(short[counted])
         where = counted[where]
         # most files share one k-gram by chance or idiom: drop them before the Python loop
         pairs = np.unique(files * (1 << 32) + short[where].astype(np.int64))
@@ -141,19 +159,20 @@ class MemoryIndex:
             owners = owners[np.argsort(-counts, kind="stable")[:MAX_CANDIDATES]]
         keep = np.isin(files, owners)
         where, files, ordinals, marks = where[keep], files[keep], ordinals[keep], marks[keep]
+        weights = (1.0 / spread[keep].astype(np.float64) ** channel.rarity).tolist()
         if len(where) == 0:
             return
         exact = (tags(written[where]) == marks).tolist()
-        picked = hashes[winnow(hashes, channel.w)]
-        own = set(stored(picked[picked != SKIPPED]).tolist()) or {-1}
+        own = set(stored(hashes[selected(tokens, hashes, channel)]).tolist()) or {-1}
         starts = tokens.starts[where].tolist()
         ends = tokens.ends[where + channel.k - 1].tolist()
         matched_own: dict[int, set[int]] = defaultdict(set)
-        for i, file_id, ordinal, same, start, end in zip(
-            where.tolist(), files.tolist(), ordinals.tolist(), exact, starts, ends, strict=True
-        ):
+        for i, file_id, ordinal, same, start, end, weight in zip(
+            where.tolist(), files.tolist(), ordinals.tolist(), exact, starts, ends, weights,
+            strict=True,
+        ):  # fmt: skip
             value = int(short[i])
-            hits[file_id].append(Hit(start, end, value, channel, i, ordinal, same))
+            hits[file_id].append(Hit(start, end, value, channel, i, ordinal, same, weight))
             if value in own:
                 matched_own[file_id].add(value)
         for file_id, values in matched_own.items():
@@ -171,11 +190,13 @@ class Hit(NamedTuple):
     position: int
     ordinal: int
     exact: bool  # the k-gram as written matches too (its tag agrees), not only renamed
+    weight: float  # 1 for a fingerprint of this file alone, less when other files hold it
 
 
 def _enough(hits: list[Hit]) -> bool:
-    """Does a channel see a chain of at least its minimum of distinct fingerprints that come
-    in the same order, and about as far apart, in the text and in the file?"""
+    """Does a channel see a chain of distinct fingerprints, weighing at least its minimum, that
+    come in the same order in the text and in the file, no more of them in the file than
+    there are tokens between them in the text?"""
     by_channel: dict[str, list[Hit]] = defaultdict(list)
     for h in hits:
         by_channel[h.channel.name].append(h)
@@ -187,16 +208,16 @@ def _enough(hits: list[Hit]) -> bool:
     return False
 
 
-def _chain(hits: list[Hit], channel: Channel, need: int) -> bool:
-    distinct = sorted({(h.position, h.ordinal, h.value) for h in hits})[:CHAIN_LIMIT]
-    if len({v for _, _, v in distinct}) < need:
+def _chain(hits: list[Hit], channel: Channel, need: float) -> bool:
+    distinct = sorted({(h.position, h.ordinal, h.value, h.weight) for h in hits})[:CHAIN_LIMIT]
+    if sum({v: w for _, _, v, w in distinct}.values()) < need:
         return False
-    best = [1] * len(distinct)
-    for i, (p, o, v) in enumerate(distinct):
+    best = [w for *_, w in distinct]
+    for i, (p, o, v, w) in enumerate(distinct):
         for j in range(max(0, i - CHAIN_REACH), i):
-            q, r, u = distinct[j]
-            if u != v and r < o <= r + (p - q) * 4 // (channel.w + 1) + 4:
-                best[i] = max(best[i], best[j] + 1)
+            q, r, u, _ = distinct[j]
+            if u != v and r < o <= r + (p - q):
+                best[i] = max(best[i], best[j] + w)
         if best[i] >= need:
             return True
     return False

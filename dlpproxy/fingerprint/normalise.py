@@ -65,7 +65,8 @@ LICENCE = re.compile(
 LICENCE_TEXT = re.compile(
     r"permission is hereby granted|redistribution and use in source|all rights reserved"
     r"|spdx-license-identifier|licensed under the|without warranties|merchantability"
-    r"|this program is free software|gnu (lesser |library )?general public licen[cs]e",
+    r"|this program is free software|gnu (lesser |library )?general public licen[cs]e"
+    r"|without fee is hereby granted|above copyright notice|disclaims? all warranties",
     re.IGNORECASE,
 )
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
@@ -104,22 +105,36 @@ class Tokens:
     ends: npt.NDArray[np.int64]
     # The tokens as written (names and literal values hashed), for the exact-copy channel.
     lexical: npt.NDArray[np.uint64]
+    # The line each token stands on (0-based), for line-anchored fingerprints.
+    lines: npt.NDArray[np.int64]
 
     def __len__(self) -> int:
         return len(self.values)
 
 
 def _tokens(
-    values: list[int], dists: list[int], spans: list[tuple[int, int]], lexical: list[int]
+    text: str,
+    values: list[int],
+    dists: list[int],
+    spans: list[tuple[int, int]],
+    lexical: list[int],
 ) -> Tokens:
     bounds = np.array(spans, dtype=np.int64).reshape(-1, 2)
+    starts = bounds[:, 0].copy()
     return Tokens(
         np.array(values, dtype=np.uint64),
         np.array(dists, dtype=np.int64),
-        bounds[:, 0].copy(),
+        starts,
         bounds[:, 1].copy(),
         np.array(lexical, dtype=np.uint64),
+        np.searchsorted(_newlines(text), starts).astype(np.int64),
     )
+
+
+def _newlines(text: str) -> npt.NDArray[np.int64]:
+    """Character offsets of the line breaks of `text`."""
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return np.flatnonzero(points == 10)
 
 
 def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
@@ -132,14 +147,20 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
     keyword = _KEYWORD_HASH.get
     known = _token_hashes.get
     comment_end = -1
+    after_dot = False
     for m in CODE_PATTERN.finditer(text):
         kind = m.lastindex
         if kind is None:  # trailing whitespace
             continue
         token = m.group(kind)
+        dotted, after_dot = after_dot, kind == _OP and token == "."
         if kind == _IDENT:
             value = keyword(token)
-            if value is None:
+            if value is None and (dotted or token.startswith("__")):
+                # attributes and dunders name someone else's interface: renaming them would
+                # break the code, and they make a k-gram far more specific than a placeholder
+                value = known(token) or token_hash(token)
+            elif value is None:
                 i = len(values)
                 previous = last_seen.get(token)
                 last_seen[token] = i
@@ -158,6 +179,7 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
         elif kind == _NUMBER:
             value, written = NUMBER_CLASS, token_hash(token)
         else:
+            after_dot = dotted
             if kind == _COMMENT and notes is not None:
                 # a run of line comments is one note, so a licence header goes out whole
                 if m.start() == comment_end and notes:
@@ -170,7 +192,7 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
         dists.append(-1)
         spans.append(m.span(kind))
         lexical.append(written)
-    return _tokens(values, dists, spans, lexical)
+    return _tokens(text, values, dists, spans, lexical)
 
 
 def _unquoted(literal: str) -> str:
@@ -186,7 +208,7 @@ def prose_tokens(text: str) -> Tokens:
     words = [m.group().lower() for m in matches]
     values = [NUMBER_CLASS if w[0].isdigit() else (known(w) or token_hash(w)) for w in words]
     spans = [m.span() for m in matches]
-    return _tokens(values, [-1] * len(values), spans, values)
+    return _tokens(text, values, [-1] * len(values), spans, values)
 
 
 def without_licences(text: str) -> str:

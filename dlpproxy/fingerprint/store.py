@@ -26,10 +26,14 @@ SCHEMA_VERSION = 1
 # Any change to tokenising or hashing changes the fingerprints: such a store must be rebuilt.
 PARAMS = (
     ";".join(
-        f"{c.name}:k{c.k}w{c.w}d{c.min_distinct}{'r' if c.renames else ''}" for c in (CODE, PROSE)
+        f"{c.name}:k{c.k}w{c.w}d{c.min_distinct}g{c.line_gap}{'r' if c.renames else ''}"
+        for c in (CODE, PROSE)
     )
-    + ";norm6"
+    + ";norm10"
 )
+
+# Fingerprints in more files than this (or than 1 in 150 files) are left out as common.
+COMMON_MIN_FILES = 30
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -266,9 +270,13 @@ class FingerprintStore:
         public: list[U32] = []
         files: dict[int, tuple[str, str, str]] = {}
         allow = self._public()
-        for file_id, label, path, kind, count, blob in self.db.execute(
-            "SELECT id, label, path, kind, count, hashes FROM files"
+        seen: set[bytes] = set()
+        for file_id, label, path, kind, count, blob, digest in self.db.execute(
+            "SELECT id, label, path, kind, count, hashes, sha256 FROM files ORDER BY id"
         ):
+            if digest in seen:  # a copy adds nothing and must not make its content "common"
+                continue
+            seen.add(digest)
             hashes = np.frombuffer(blob, dtype="<u4", count=count).astype(np.uint32)
             if label in allow:
                 public.append(hashes)
@@ -281,5 +289,6 @@ class FingerprintStore:
 
 
 def common_limit(files: int) -> int:
-    """Fingerprints found in more files than this are idioms or boilerplate, not content."""
-    return max(10, files // 500)
+    """Fingerprints found in more files than this are idioms or boilerplate, not content
+    (fewer shared ones weigh less where the channel says so; identical copies count once)."""
+    return max(COMMON_MIN_FILES, files // 150)

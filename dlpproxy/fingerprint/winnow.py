@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dlpproxy.fingerprint.normalise import Tokens, token_hash
+from dlpproxy.fingerprint.normalise import NUMBER_CLASS, STRING_CLASS, Tokens, token_hash
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
@@ -36,11 +36,15 @@ class Channel:
     name: str
     k: int
     w: int
-    min_matches: int
-    min_exact: int
+    min_matches: float
+    min_exact: float
     # k-grams with fewer distinct tokens are repetition (tables, argument lists), not content
     min_distinct: int = 0
     renames: bool = False  # identifiers hash as back-distances (the tag keeps the names)
+    # of lines shorter than this (tokens), one anchor per stretch of this many tokens
+    line_gap: int = 1
+    # a shared fingerprint weighs 1 / (files holding it) ** rarity (0: every one weighs 1)
+    rarity: float = 0.0
 
     @property
     def guarantee(self) -> int:
@@ -48,8 +52,10 @@ class Channel:
         return self.w + self.k - 1
 
 
-CODE = Channel("code", k=14, w=16, min_matches=3, min_exact=2, min_distinct=7, renames=True)
-PROSE = Channel("prose", k=9, w=18, min_matches=2, min_exact=2)
+CODE = Channel(
+    "code", k=15, w=40, min_matches=3, min_exact=2, min_distinct=7, renames=True, line_gap=3
+)
+PROSE = Channel("prose", k=8, w=30, min_matches=1.5, min_exact=1.5, line_gap=4, rarity=1.0)
 
 
 def _powers(k: int, seed: int) -> U64:
@@ -117,11 +123,25 @@ def kgram_hashes(tokens: Tokens, channel: Channel) -> tuple[U64, U64]:
         values = sliding_window_view(tokens.values[begin:stop], k)
         grams = np.where(dists < 0, values, ids[np.clip(inside, 0, k)])
         block = _polynomial(grams, powers)
-        flat = _distinct(grams) < channel.min_distinct
-        block[flat] = plain[flat]
-        block[flat & (_distinct(lexical) < channel.min_distinct)] = SKIPPED
+        flat = np.flatnonzero(_distinct(grams) < channel.min_distinct)
+        if len(flat):
+            block[flat] = _flat_keys(grams[flat], lexical[flat], plain[flat], channel)
         keys[begin : begin + len(block)] = block
     return keys, written
+
+
+def _flat_keys(grams: npt.NDArray[np.uint64], lexical: npt.NDArray[np.uint64], plain: U64,
+               channel: Channel) -> U64:  # fmt: skip
+    """Keys of k-grams with too little variety once renamed: their literals as written (a
+    table of strings survives renaming), else the whole k-gram as written, else SKIPPED."""
+    powers, _ = _params(channel)
+    literal = (grams == STRING_CLASS) | (grams == NUMBER_CLASS)
+    semi = np.where(literal, lexical, grams)
+    keys = _polynomial(semi, powers)
+    still = _distinct(semi) < channel.min_distinct
+    keys[still] = plain[still]
+    keys[still & (_distinct(lexical) < channel.min_distinct)] = SKIPPED
+    return keys
 
 
 def _polynomial(grams: npt.NDArray[np.uint64], powers: U64) -> U64:
@@ -162,12 +182,44 @@ def tags(hashes: U64) -> U8:
     return (hashes >> np.uint64(56)).astype(np.uint8)
 
 
-def fingerprints(tokens: Tokens, channel: Channel) -> tuple[U32, U8]:
-    """The winnowed fingerprints of a token stream and their tags: distinct hashes in the order
-    they occur (the detector checks that a text's matches come in the file's order)."""
-    hashes, written = kgram_hashes(tokens, channel)
+def line_anchors(tokens: Tokens, channel: Channel) -> npt.NDArray[np.int64]:
+    """Positions of the k-grams that begin a line. Lines shorter than `line_gap` tokens (a
+    closing bracket, `else:`, a row of a table) are covered by a neighbour's k-gram: one before
+    a full line has none, and of a run of them only the first in each stretch of `line_gap`
+    tokens has one."""
+    n = len(tokens) - channel.k + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.diff(tokens.lines, prepend=-1) != 0)
+    full = np.diff(starts, append=len(tokens)) >= channel.line_gap
+    first = np.diff(starts // channel.line_gap, prepend=-1) != 0
+    keep = full | (first & ~np.append(full[1:], False))
+    anchors = starts[keep]
+    return anchors[anchors < n]
+
+
+def selected(tokens: Tokens, hashes: U64, channel: Channel) -> npt.NDArray[np.int64]:
+    """Positions of the k-grams kept as fingerprints: line anchors, and the winnowed ones of
+    lines long enough to hold a whole window (a paragraph on one line), where winnowing's
+    guarantee holds; never a SKIPPED one."""
     picked = winnow(hashes, channel.w)
-    picked = picked[hashes[picked] != SKIPPED]
+    starts = np.flatnonzero(np.diff(tokens.lines, prepend=-1) != 0)
+    lengths = np.diff(starts, append=len(tokens))
+    line = np.searchsorted(starts, picked, side="right") - 1
+    long = picked[lengths[line] >= channel.guarantee]
+    picked = np.union1d(line_anchors(tokens, channel), long)
+    return picked[hashes[picked] != SKIPPED]
+
+
+def fingerprints(tokens: Tokens, channel: Channel) -> tuple[U32, U8]:
+    """The fingerprints of a token stream and their tags: the k-gram that begins each line,
+    and winnowed ones inside long lines; distinct hashes in the order they occur (the
+    detector checks that a text's matches come in the file's order).
+
+    A pasted run of whole lines holds the anchors of its lines whatever it did to the spacing
+    and line breaks, because the paste is looked up by all of its k-grams."""
+    hashes, written = kgram_hashes(tokens, channel)
+    picked = selected(tokens, hashes, channel)
     keys = stored(hashes[picked])
     _, first = np.unique(keys, return_index=True)
     first.sort()
