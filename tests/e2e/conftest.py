@@ -109,16 +109,22 @@ class Proxy:
 
     def event(self, incident: str, wait_s: float = 10.0) -> dict[str, Any]:
         """The audit event with this id, once the batched writer has stored it."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            rows = self.events(f"id = '{incident}'") if self.audit_db.exists() else []
-            if rows or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        rows = self.events(f"id = '{incident}'", wait_s=wait_s)
         assert rows, f"no audit event {incident} in {self.audit_db}"
         return rows[0]
 
-    def events(self, where: str = "1") -> list[dict[str, Any]]:
+    def events(
+        self, where: str = "1", wait_for: int = 1, wait_s: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Audit rows matching `where`, waiting (the writer batches) until `wait_for` are stored."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            rows = self._rows(where) if self.audit_db.exists() else []
+            if len(rows) >= wait_for or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.1)
+
+    def _rows(self, where: str) -> list[dict[str, Any]]:
         db = sqlite3.connect(f"file:{self.audit_db}?mode=ro", uri=True, timeout=10)
         db.row_factory = sqlite3.Row
         try:

@@ -97,8 +97,7 @@ def test_console_over_a_real_proxy_store(tui_proxy: Proxy, tmp_path: Path) -> No
         incident = blocked.headers["x-dlpproxy-incident"]
         ask(client, "Write a polite reminder to jiwoo.park@example-corp.co.kr")
     assert tui_proxy.event(incident)["action"] == "block"
-    while len(tui_proxy.events()) < 3:
-        time.sleep(0.1)
+    assert len(tui_proxy.events(wait_for=3)) >= 3
 
     command = [sys.executable, "-m", "dlpproxy", "tui", "--db", str(tui_proxy.audit_db),
                "--policy", str(policy), "--poll", "0.3"]  # fmt: skip
@@ -133,9 +132,6 @@ def test_console_over_a_real_proxy_store(tui_proxy: Proxy, tmp_path: Path) -> No
         with tui_proxy.client() as client:
             again = ask(client, f"aws_access_key_id = {KEY}")
         assert again.status_code == 200 and "You said" in again.text  # passed: monitor mode
-        deadline = time.monotonic() + 10
-        while not tui_proxy.events("action = 'monitor'") and time.monotonic() < deadline:
-            time.sleep(0.1)
         assert tui_proxy.events("action = 'monitor'")[0]["would"] == "block"
 
         term.keys("l")
