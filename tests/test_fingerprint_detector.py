@@ -142,3 +142,25 @@ def test_a_label_keeps_its_kind(tmp_path):
         index_paths(store, [root], "helios", 1024 * 1024)
         with pytest.raises(DlpError, match="label 'helios' holds company content"):
             index_paths(store, [root], "helios", 1024 * 1024, public=True)
+
+
+def test_a_paste_that_begins_inside_a_docstring_is_read_as_code(detector):
+    # it ends inside the next docstring: read as it stands, the code between would be a string
+    start = LEDGER.index("matched against the bank statement")
+    end = LEDGER.index("Escalate reminders") + 10
+    [finding] = detector.detect(LEDGER[start:end])
+    assert finding.type == "indexed_code" and finding.rule.endswith("ledger.py")
+
+
+def test_a_quote_shared_by_several_documents_weighs_less_than_one_of_a_single_document(tmp_path):
+    quote = "\n".join(MEMO.splitlines()[2:4])
+    for copies in (1, 3):
+        root = tmp_path / f"docs{copies}"
+        root.mkdir()
+        for i in range(copies):  # the same memo under other headings: no identical copies
+            (root / f"m{i}.md").write_text(f"Draft {i} of the minutes\n\n" + MEMO, "utf-8")
+        with FingerprintStore(tmp_path / f"fp{copies}.db", create=True) as store:
+            index_paths(store, [root], "legal", 1024 * 1024)
+        detector = FingerprintDetector(tmp_path / f"fp{copies}.db")
+        assert bool(detector.detect(quote)) == (copies == 1)
+        assert detector.detect(MEMO)  # the whole memo is enough either way

@@ -15,6 +15,9 @@ from dlpproxy.fingerprint.winnow import (
     Channel,
     fingerprints,
     kgram_hashes,
+    line_anchors,
+    selected,
+    stored,
     winnow,
 )
 
@@ -91,6 +94,13 @@ def test_prose_ignores_case_punctuation_and_numbers():
     assert not np.array_equal(a.values, prose_tokens("the budget for 2024 was final").values)
 
 
+def test_hashes_and_versions_with_letters_are_words_not_numbers():
+    a = prose_tokens("commit 52435f302f4724157ec5 fixes 1.4.2")
+    b = prose_tokens("commit 06ae5ed5971fe616b96b fixes 1.4.3")
+    assert not np.array_equal(a.values, b.values)
+    assert np.array_equal(a.values[2:], b.values[2:])
+
+
 def test_renamed_code_gets_the_same_keys_and_other_tags():
     a = code_tokens("def area(w, h):\n    r = w * h\n    if r > 10:\n        return r - w\n")
     b = code_tokens("def size(x, y):\n    z = x * y\n    if z > 10:\n        return z - x\n")
@@ -112,7 +122,7 @@ def _words(rng: random.Random, n: int) -> list[str]:
 
 
 @pytest.mark.parametrize("channel", [PROSE, Channel("small", k=3, w=4, min_matches=2, min_exact=2)])
-def test_winnowing_guarantee_shared_runs_share_a_fingerprint(channel):
+def test_winnowing_guarantee_shared_runs_on_one_line_share_a_fingerprint(channel):
     rng = random.Random(11)
     run = channel.w + channel.k - 1
     for _ in range(200):
@@ -150,3 +160,58 @@ def test_a_licence_header_of_many_comment_lines_is_left_out_whole():
     text = notes_text(notes)
     assert "Permission to use" not in text and "that the above notice" not in text
     assert "Retry the upload twice" in text
+
+
+def test_attributes_and_dunders_are_kept_as_written():
+    # a renamed local keeps the stream; another attribute or dunder is another stream
+    assert same_stream(code_tokens("total.amount = x"), code_tokens("t.amount = y"))
+    assert not same_stream(code_tokens("total.amount = x"), code_tokens("total.count = x"))
+    assert not same_stream(
+        code_tokens("def __eq__(self): pass"), code_tokens("def __lt__(self): pass")
+    )
+
+
+def test_a_table_of_strings_keeps_its_keys_when_renamed():
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    rows = "".join(f'    "{w}",\n' for w in words)
+    keys, _ = kgram_hashes(code_tokens(f"names = [\n{rows}]\n"), CODE)
+    renamed, _ = kgram_hashes(code_tokens(f"labels = [\n{rows}]\n"), CODE)
+    other, _ = kgram_hashes(code_tokens(f"labels = [\n{rows.replace('beta', 'bravo')}]\n"), CODE)
+    assert np.array_equal(keys, renamed)
+    assert not np.array_equal(keys, other)
+    assert not np.any(keys == SKIPPED)
+
+
+LINES = (
+    "def settle(batch, ledger):\n"
+    "    total = sum(item.amount for item in batch if item.open)\n"
+    "    if total > ledger.limit:\n"
+    "        raise LedgerError(f'over the limit by {total - ledger.limit}')\n"
+    ")\n"
+    "]\n"
+    "    ledger.book(total, reference=batch.reference, when=batch.booked_on)\n"
+    "    return ledger.balance() - total * ledger.rate + len(batch)\n"
+)
+
+
+def test_every_full_line_begins_a_fingerprint_and_short_lines_lean_on_a_neighbour():
+    tokens = code_tokens(LINES)
+    starts = [int(np.flatnonzero(tokens.lines == line)[0]) for line in range(8)]
+    anchors = line_anchors(tokens, CODE).tolist()
+    # lines 4 and 5 (a closing bracket each) are a run of short lines: the first has one
+    assert [starts[i] for i in (0, 1, 2, 3, 4, 6)] == [a for a in anchors if a <= starts[6]]
+    # a short line just before a full one has none: the full line's k-gram covers it
+    short = code_tokens("x = compute(alpha, beta, gamma, delta)\n)\n" + LINES)
+    assert int(np.flatnonzero(short.lines == 1)[0]) not in line_anchors(short, CODE).tolist()
+
+
+def test_a_paste_of_whole_lines_holds_the_fingerprints_of_its_lines_whatever_its_layout():
+    tokens = code_tokens(LINES)
+    hashes, _ = kgram_hashes(tokens, CODE)
+    kept = selected(tokens, hashes, CODE)
+    paste = " ".join(x.strip() for x in LINES.splitlines()[1:])  # one line, other spacing
+    looked_up = set(stored(kgram_hashes(code_tokens(paste), CODE)[0]).tolist())
+    first = int(np.flatnonzero(tokens.lines == 1)[0])
+    inside = [p for p in kept.tolist() if p >= first]
+    assert len(inside) >= 3
+    assert set(stored(hashes[inside]).tolist()) <= looked_up

@@ -152,6 +152,18 @@ def test_fingerprints_found_in_many_files_are_left_out(tmp_path, store):
     assert names == {"ledger.py"}
 
 
+def test_identical_copies_count_once_and_do_not_make_their_content_common(tmp_path, store):
+    root = tmp_path / "mirrors"
+    for i in range(COMMON_MIN_FILES + 2):
+        (root / f"m{i}").mkdir(parents=True)
+        (root / f"m{i}" / "ledger.py").write_text(LEDGER, encoding="utf-8")
+    add(store, root)
+    index, files = store.load()
+    assert index.suppressed == 0 and len(files) == 1
+    [match] = index.match(LEDGER)
+    assert files[match.file_id][1].endswith("ledger.py")
+
+
 def test_binary_huge_unreadable_and_foreign_encodings_are_skipped_or_noted(tmp_path, store):
     root = tmp_path / "bad"
     root.mkdir()

@@ -41,6 +41,7 @@ CHAIN_LIMIT = 64
 CHAIN_REACH = 8
 MAX_CANDIDATES = 16
 _TRIPLE_QUOTE = re.compile(r'"""|\'\'\'')
+_OPENS_STRING = re.compile(r"(^|[=(\[{,:]|\breturn)\s*[rRbBuUfF]{0,2}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +115,13 @@ class MemoryIndex:
     def match(self, text: str) -> list[Match]:
         """Regions of `text` that come from indexed files, best file per region.
 
-        A paste that begins inside a docstring has an odd number of triple quotes, and read as
-        it stands its code would be taken for a string: it is also read from its first one on.
+        A paste that begins inside a docstring would have its code read as a string up to the
+        next triple quote; such a paste is also read from its first triple quote on.
         """
         found = self._found(((CODE, code_tokens(text)), (PROSE, prose_tokens(text))))
-        if len(_TRIPLE_QUOTE.findall(text)) % 2:
-            head = _TRIPLE_QUOTE.search(text)
-            assert head is not None
-            rest = " " * head.end() + text[head.end() :]  # blanked, so spans stay in place
+        head = _begins_inside_string(text)
+        if head:
+            rest = " " * head + text[head:]  # blanked, so spans stay in place
             found += self._found(((CODE, code_tokens(rest)),))
         return _best_per_region(found)
 
@@ -177,6 +177,20 @@ class MemoryIndex:
                 matched_own[file_id].add(value)
         for file_id, values in matched_own.items():
             similarity[file_id] = max(similarity[file_id], len(values) / len(own))
+
+
+def _begins_inside_string(text: str) -> int:
+    """Where the string a text begins inside ends (0 if it does not seem to): an odd number of
+    triple quotes, or a first one that closes a line of text (a docstring's last words) rather
+    than opening a string (a line's start, `=`, `(`, `return`)."""
+    quotes = list(_TRIPLE_QUOTE.finditer(text))
+    if not quotes:
+        return 0
+    first = quotes[0]
+    before = text[text.rfind("\n", 0, first.start()) + 1 : first.start()].strip()
+    if len(quotes) % 2 or not _OPENS_STRING.search(before):
+        return first.end()
+    return 0
 
 
 class Hit(NamedTuple):

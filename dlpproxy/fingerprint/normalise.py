@@ -7,7 +7,7 @@ strings), so a consistent renaming gives the same stream. The same tokens are al
 written, for the exact-copy channel. The k-gram hasher turns distances that reach outside a
 k-gram into "new identifier", which keeps each k-gram's hash a function of its own tokens.
 
-Prose: case-folded words, numbers as one class; punctuation and whitespace dropped.
+Prose: case-folded words, numbers (all digits) as one class; punctuation and whitespace dropped.
 Comments and long string literals of code files (docstrings) are returned as notes for the prose
 channel, except licence headers.
 """
@@ -202,11 +202,12 @@ def _unquoted(literal: str) -> str:
 
 
 def prose_tokens(text: str) -> Tokens:
-    """Case-folded words of `text`; numbers are one class (dates and amounts change)."""
+    """Case-folded words of `text`; numbers are one class (dates and amounts change), while
+    words with letters in them (commit hashes, version tags) stay themselves."""
     matches = list(WORD_PATTERN.finditer(text))
     known = _token_hashes.get
     words = [m.group().lower() for m in matches]
-    values = [NUMBER_CLASS if w[0].isdigit() else (known(w) or token_hash(w)) for w in words]
+    values = [NUMBER_CLASS if w.isdigit() else (known(w) or token_hash(w)) for w in words]
     spans = [m.span() for m in matches]
     return _tokens(text, values, [-1] * len(values), spans, values)
 

@@ -29,7 +29,7 @@ PARAMS = (
         f"{c.name}:k{c.k}w{c.w}d{c.min_distinct}g{c.line_gap}{'r' if c.renames else ''}"
         for c in (CODE, PROSE)
     )
-    + ";norm10"
+    + ";norm11"
 )
 
 # Fingerprints in more files than this (or than 1 in 150 files) are left out as common.

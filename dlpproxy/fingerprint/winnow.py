@@ -55,7 +55,7 @@ class Channel:
 CODE = Channel(
     "code", k=15, w=40, min_matches=3, min_exact=2, min_distinct=7, renames=True, line_gap=3
 )
-PROSE = Channel("prose", k=8, w=30, min_matches=1.5, min_exact=1.5, line_gap=4, rarity=1.0)
+PROSE = Channel("prose", k=8, w=18, min_matches=1.5, min_exact=1.5, line_gap=2, rarity=1.0)
 
 
 def _powers(k: int, seed: int) -> U64:
