@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import subprocess
@@ -38,6 +39,17 @@ def test_event_holds_masked_excerpts_and_hashes_not_values() -> None:
     assert KEY not in json.dumps(event.row()) and EMAIL not in json.dumps(event.row())
     assert event.findings[0].excerpt.startswith("deploy with AK")
     assert "**" in event.findings[1].excerpt
+
+
+def test_row_holds_every_field_of_the_event_and_of_its_findings() -> None:
+    event = planted_event(user="alice", host="api.openai.com", request_bytes=812)
+    row = event.row()
+    assert row == {
+        **dataclasses.asdict(event),
+        "categories": "pii,secret",
+        "findings": json.dumps([dataclasses.asdict(f) for f in event.findings], ensure_ascii=False),
+    }
+    assert json.loads(row["findings"])[1]["type"] == "email"
 
 
 def test_excerpt_context_hides_a_neighbouring_finding() -> None:

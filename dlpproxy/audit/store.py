@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +76,11 @@ class AuditEvent:
     evidence: str = ""
 
     def row(self) -> dict[str, Any]:
-        row = asdict(self)
+        """The event as a table row (flat fields read directly: `asdict` deep-copies, slowly)."""
+        row = {name: getattr(self, name) for name in EVENT_COLUMNS}
         row["categories"] = ",".join(self.categories)
-        row["findings"] = json.dumps([asdict(f) for f in self.findings], ensure_ascii=False)
+        records = [{n: getattr(f, n) for n in FINDING_FIELDS} for f in self.findings]
+        row["findings"] = json.dumps(records, ensure_ascii=False)
         return row
 
 
@@ -174,6 +176,7 @@ def insert_events(db: sqlite_utils.Database, events: list[AuditEvent]) -> None:
 
 
 EVENT_COLUMNS = tuple(f.name for f in fields(AuditEvent))
+FINDING_FIELDS = tuple(f.name for f in fields(FindingRecord))
 _INSERT_EVENT = (
     f"INSERT OR REPLACE INTO events ({', '.join(f'[{c}]' for c in EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
