@@ -92,3 +92,13 @@ def test_history_scans_only_new_segments(engine: Engine) -> None:
     result = asyncio.run(history.scan(engine, prompt2))
     assert (history.hits, history.misses) == (1, 2)
     assert [(f.segment, f.type) for f in result.findings] == [(1, "email")]
+
+
+def test_history_keeps_no_segment_shorter_than_it_looks_up(engine: Engine) -> None:
+    history = ScanHistory(min_chars=64)
+    long_text = "A long first message that the client will resend on every turn of the chat."
+    prompt = Prompt((Segment("ok"), Segment(long_text)))
+    asyncio.run(history.scan(engine, prompt))
+    asyncio.run(history.scan(engine, prompt))
+    assert len(history._known) == 1  # the long segment only
+    assert (history.hits, history.misses) == (1, 3)

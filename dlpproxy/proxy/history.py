@@ -43,14 +43,18 @@ class ScanHistory:
             for f in result.findings:
                 per_fresh[fresh[f.segment]].append(replace(f, segment=fresh[f.segment]))
             found.extend(f for fs in per_fresh.values() for f in fs)
-            self._remember(keys, per_fresh)
+            self._remember(keys, per_fresh, prompt)
         found.sort(key=lambda f: (f.segment, f.start, f.end))
         elapsed = (time.perf_counter() - started) * 1000.0
         return ScanResult(tuple(found), elapsed, engine.names)
 
-    def _remember(self, keys: list[bytes], per_fresh: dict[int, list[Finding]]) -> None:
+    def _remember(
+        self, keys: list[bytes], per_fresh: dict[int, list[Finding]], prompt: Prompt
+    ) -> None:
         with self._lock:
             for index, findings in per_fresh.items():
+                if len(prompt.segments[index].text) < self.min_chars:
+                    continue  # never looked up: short texts are cheaper to scan than to keep
                 self._known[keys[index]] = tuple(replace(f, segment=0) for f in findings)
                 self._known.move_to_end(keys[index])
             while len(self._known) > self.capacity:
