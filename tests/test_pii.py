@@ -357,6 +357,28 @@ def test_quick_path_answers_only_texts_without_candidates(pii: PiiDetector) -> N
     assert pii.quick("주민번호 ９００１０１-１２３４５６８") is None
 
 
+def test_only_recognisers_whose_patterns_may_match_run(pii: PiiDetector) -> None:
+    """The prefilter names the entities that can match; presidio runs just their recognisers,
+    and finds what all recognisers together find."""
+    assert pii.candidate_entities("no personal data in this sentence at all") == []
+    mail_only = pii.candidate_entities("write to minji@example.com")
+    assert mail_only == ["EMAIL"]
+    assert len(mail_only) < len({r.entity for r in pii.pack.rules})
+    texts = [
+        "write to minji@example.com about the order",
+        "주민등록번호 900101-1234568, 연락처 010-2345-6789",
+        "DNI 12345678Z y la tarjeta 4111 1111 1111 1111",
+    ]
+    everything = [sorted({r.entity for r in pii.pack.rules})] * len(texts)
+    restricted = [pii.candidate_entities(t) for t in texts]
+    for text, some, all_entities in zip(texts, restricted, everything, strict=True):
+        assert some is not None and set(some) <= set(all_entities)
+        got = pii._findings(pii._analyze(text, some))
+        full = pii._findings(pii._analyze(text, None))
+        assert [(f.start, f.end, f.type) for f in got] == [(f.start, f.end, f.type) for f in full]
+        assert got, text
+
+
 def test_windows_around_candidates_find_exactly_what_the_whole_text_finds(
     pii: PiiDetector,
 ) -> None:

@@ -110,7 +110,7 @@ class SpacyPartsNlpEngine(SpacyNlpEngine):
         entities, scores = self._get_updated_entities(
             list(doc.ents), self._get_scores_for_entities(doc)
         )
-        return NlpArtifacts(
+        return _Artifacts(
             entities=entities,
             tokens=doc,
             tokens_indices=[token.idx for token in doc],
@@ -119,6 +119,15 @@ class SpacyPartsNlpEngine(SpacyNlpEngine):
             language=language,
             scores=scores,
         )
+
+
+class _Artifacts(NlpArtifacts):
+    """presidio's artifacts without its lemma keywords: a stop-word lookup per token that only
+    presidio's lemma context enhancer reads, and ours (`WindowContextEnhancer`) reads the text."""
+
+    @staticmethod
+    def set_keywords(nlp_engine: Any, lemmas: list[str], language: str) -> list[str]:
+        return []
 
 
 class RuleRecognizer(PatternRecognizer):
@@ -247,6 +256,9 @@ class PiiDetector:
         self._zone = MemoryZone(analyzer)
         self._candidates = candidate_filter(pack)
         self._windows = CandidateWindows.build(pack)
+        # presidio's entity for each pattern, in the prefilter's order: only the recognisers of
+        # the entities whose patterns may match run (each one is a regex pass in Python)
+        self._entity_of = tuple(rule.entity for rule in pack.rules for _ in rule.patterns)
 
     def has_candidates(self, text: str, data: bytes | None = None) -> bool:
         """Whether any pattern of the pack can match in `text` (a superset test, one pass);
@@ -267,39 +279,55 @@ class PiiDetector:
         ascii_text = text.translate(_ASCII_DIGITS)
         return None if self.has_candidates(ascii_text) else []
 
+    def candidate_entities(self, text: str, data: bytes | None = None) -> list[str] | None:
+        """presidio entities whose patterns may match in `text` ([]: none, so no finding);
+        None when there is no prefilter (every recogniser must run)."""
+        if self._candidates is None:
+            return None
+        ids = self._candidates.ids(data or _utf8(text))
+        return sorted({self._entity_of[i] for i in ids})
+
     def detect(self, text: str) -> list[Finding]:
         text = text.translate(_ASCII_DIGITS)
         data = _utf8(text)
-        if not self.has_candidates(text, data):
+        entities = self.candidate_entities(text, data)
+        if entities == []:
             return []
         spans = self._windows.around(text, data) if self._windows else None
         pieces = [(0, len(text))] if spans is None else spans
         if pieces == [(0, len(text))] and len(text) <= CHUNK:
             with self._zone():
-                return self._findings(self.analyzer.analyze(text, language=LANGUAGE))
+                return self._findings(self._analyze(text, entities))
         found: list[Finding] = []
         with self._zone():
             for lo, hi in pieces:
                 for start, piece in chunks(text[lo:hi]):
                     offset = lo + start
-                    for f in self._findings(self.analyzer.analyze(piece, language=LANGUAGE)):
+                    for f in self._findings(self._analyze(piece, entities)):
                         found.append(replace(f, start=f.start + offset, end=f.end + offset))
         return _merge_same_span(found)
+
+    def _analyze(
+        self, text: str, entities: list[str] | None, artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        return self.analyzer.analyze(
+            text, language=LANGUAGE, entities=entities, nlp_artifacts=artifacts
+        )
 
     def detect_batch(self, texts: list[str]) -> list[list[Finding]]:
         """Tokenize through spaCy's `nlp.pipe`, then run the recognisers text by text."""
         if any(len(text) > CHUNK for text in texts):
             return [self.detect(text) for text in texts]
         ascii_texts = [text.translate(_ASCII_DIGITS) for text in texts]
-        todo = [i for i, text in enumerate(ascii_texts) if self.has_candidates(text)]
+        wanted = [self.candidate_entities(text) for text in ascii_texts]
+        todo = [i for i, entities in enumerate(wanted) if entities != []]
         out: list[list[Finding]] = [[] for _ in texts]
         with self._zone():
             processed = self.analyzer.nlp_engine.process_batch(
                 [ascii_texts[i] for i in todo], LANGUAGE, batch_size=64
             )
             for i, (text, artifacts) in zip(todo, processed, strict=True):
-                results = self.analyzer.analyze(text, LANGUAGE, nlp_artifacts=artifacts)
-                out[i] = self._findings(results)
+                out[i] = self._findings(self._analyze(text, wanted[i], artifacts))
         return out
 
     def _findings(self, results: list[RecognizerResult]) -> list[Finding]:
