@@ -39,7 +39,7 @@ MERGE_GAP = 400
 # few matches before it; only this many candidate files (those sharing most) are looked at.
 CHAIN_LIMIT = 64
 CHAIN_REACH = 8
-MAX_CANDIDATES = 16
+MAX_CANDIDATES = 8
 _TRIPLE_QUOTE = re.compile(r'"""|\'\'\'')
 _OPENS_STRING = re.compile(r"(^|[=(\[{,:]|\breturn)\s*[rRbBuUfF]{0,2}$")
 
@@ -115,11 +115,15 @@ class MemoryIndex:
     def match(self, text: str) -> list[Match]:
         """Regions of `text` that come from indexed files, best file per region.
 
-        A paste that begins inside a docstring would have its code read as a string up to the
-        next triple quote; such a paste is also read from its first triple quote on.
+        A paste that begins inside a docstring would have its code read as a string and its
+        docstrings as code: such a paste is read as code from its first triple quote on (both
+        ways where it cannot be told).
         """
-        found = self._found(((CODE, code_tokens(text)), (PROSE, prose_tokens(text))))
-        head = _begins_inside_string(text)
+        head, sure = _begins_inside_string(text)
+        streams: list[tuple[Channel, Tokens]] = [(PROSE, prose_tokens(text))]
+        if not head or not sure:
+            streams.append((CODE, code_tokens(text)))
+        found = self._found(streams)
         if head:
             rest = " " * head + text[head:]  # blanked, so spans stay in place
             found += self._found(((CODE, code_tokens(rest)),))
@@ -167,11 +171,10 @@ class MemoryIndex:
         starts = tokens.starts[where].tolist()
         ends = tokens.ends[where + channel.k - 1].tolist()
         matched_own: dict[int, set[int]] = defaultdict(set)
-        for i, file_id, ordinal, same, start, end, weight in zip(
-            where.tolist(), files.tolist(), ordinals.tolist(), exact, starts, ends, weights,
-            strict=True,
+        for i, value, file_id, ordinal, same, start, end, weight in zip(
+            where.tolist(), short[where].tolist(), files.tolist(), ordinals.tolist(), exact,
+            starts, ends, weights, strict=True,
         ):  # fmt: skip
-            value = int(short[i])
             hits[file_id].append(Hit(start, end, value, channel, i, ordinal, same, weight))
             if value in own:
                 matched_own[file_id].add(value)
@@ -179,18 +182,26 @@ class MemoryIndex:
             similarity[file_id] = max(similarity[file_id], len(values) / len(own))
 
 
-def _begins_inside_string(text: str) -> int:
-    """Where the string a text begins inside ends (0 if it does not seem to): an odd number of
-    triple quotes, or a first one that closes a line of text (a docstring's last words) rather
-    than opening a string (a line's start, `=`, `(`, `return`)."""
-    quotes = list(_TRIPLE_QUOTE.finditer(text))
-    if not quotes:
-        return 0
-    first = quotes[0]
-    before = text[text.rfind("\n", 0, first.start()) + 1 : first.start()].strip()
-    if len(quotes) % 2 or not _OPENS_STRING.search(before):
-        return first.end()
-    return 0
+def _begins_inside_string(text: str) -> tuple[int, bool]:
+    """(where the string a text seems to begin inside ends, or 0; whether that is sure). The
+    first triple quote closes a string when text stands before it on its line (a docstring's
+    last words); it opens one after `=`, `(`, `return`, with text after it on its line, or
+    alone on a line after a `def ...:` line; alone at the top it could be either."""
+    first = _TRIPLE_QUOTE.search(text)
+    if first is None:
+        return 0, True
+    line_start = text.rfind("\n", 0, first.start()) + 1
+    line_end = text.find("\n", first.end())
+    before = text[line_start : first.start()].strip()
+    after = text[first.end() : None if line_end < 0 else line_end].strip()
+    if before:
+        return (0, True) if _OPENS_STRING.search(before) else (first.end(), True)
+    if after:
+        return 0, True
+    previous = text[:line_start].rstrip()
+    if not previous:
+        return first.end(), False
+    return (0, True) if previous.endswith((":", "(", "[", "=", ",")) else (first.end(), True)
 
 
 class Hit(NamedTuple):
@@ -241,23 +252,21 @@ def _regions(file_id: int, hits: list[Hit], similarity: float) -> list[Match]:
     """Merge one file's matched stretches into regions; keep those that are enough alone."""
     out: list[Match] = []
     hits.sort(key=lambda h: (h.start, h.end))
-    region = [hits[0]]
-    end = hits[0].end
-
-    def close() -> None:
-        if _enough(region):
-            matched = len({h.value for h in region})
-            first = min(h.start for h in region)
-            out.append(Match(file_id, first, end, matched, min(1.0, similarity)))
-
+    regions: list[tuple[list[Hit], int]] = []
+    region, end = [hits[0]], hits[0].end
     for h in hits[1:]:
         if h.start <= end + MERGE_GAP:
             end = max(end, h.end)
             region.append(h)
             continue
-        close()
+        regions.append((region, end))
         region, end = [h], h.end
-    close()
+    regions.append((region, end))
+    for region, end in regions:
+        if len(regions) == 1 or _enough(region):  # one region: the file's check was its own
+            matched = len({h.value for h in region})
+            first = min(h.start for h in region)
+            out.append(Match(file_id, first, end, matched, min(1.0, similarity)))
     return out
 
 
