@@ -202,12 +202,13 @@ def selected(tokens: Tokens, hashes: U64, channel: Channel) -> npt.NDArray[np.in
     """Positions of the k-grams kept as fingerprints: line anchors, and the winnowed ones of
     lines long enough to hold a whole window (a paragraph on one line), where winnowing's
     guarantee holds; never a SKIPPED one."""
-    picked = winnow(hashes, channel.w)
+    picked = line_anchors(tokens, channel)
     starts = np.flatnonzero(np.diff(tokens.lines, prepend=-1) != 0)
     lengths = np.diff(starts, append=len(tokens))
-    line = np.searchsorted(starts, picked, side="right") - 1
-    long = picked[lengths[line] >= channel.guarantee]
-    picked = np.union1d(line_anchors(tokens, channel), long)
+    if np.any(lengths >= channel.guarantee):  # most code has no such line: no winnowing
+        winnowed = winnow(hashes, channel.w)
+        line = np.searchsorted(starts, winnowed, side="right") - 1
+        picked = np.union1d(picked, winnowed[lengths[line] >= channel.guarantee])
     return picked[hashes[picked] != SKIPPED]
 
 
