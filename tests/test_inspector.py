@@ -100,5 +100,29 @@ def test_history_keeps_no_segment_shorter_than_it_looks_up(engine: Engine) -> No
     prompt = Prompt((Segment("ok"), Segment(long_text)))
     asyncio.run(history.scan(engine, prompt))
     asyncio.run(history.scan(engine, prompt))
-    assert len(history._known) == 1  # the long segment only
+    assert history.remembered() == 1  # the long segment only
     assert (history.hits, history.misses) == (1, 3)
+
+
+def test_history_remembers_clean_segments_in_a_fixed_table(engine: Engine) -> None:
+    """Clean segments take no memory as they come (a newcomer may take a slot's place: then
+    that segment is scanned again); segments with findings keep them in a bounded LRU."""
+    history = ScanHistory(capacity=2, min_chars=1, clean_slots=4)
+    clean = [Prompt((Segment(f"clean message number {n}"),)) for n in range(40)]
+    for prompt in clean:
+        asyncio.run(history.scan(engine, prompt))
+    assert history.remembered() <= 4
+    before = history.hits
+    asyncio.run(history.scan(engine, clean[-1]))
+    assert history.hits == before + 1  # the latest is still there
+    mails = [Prompt((Segment(f"mail user{n}@example-corp.com"),)) for n in range(3)]
+    for prompt in mails:
+        asyncio.run(history.scan(engine, prompt))
+    again = asyncio.run(history.scan(engine, mails[-1]))
+    assert [f.type for f in again.findings] == ["email"]
+    assert history.remembered() <= 4 + 2
+
+
+def test_history_table_size_must_be_a_power_of_two() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        ScanHistory(clean_slots=1000)
