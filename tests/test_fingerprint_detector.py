@@ -136,6 +136,19 @@ def test_public_code_is_subtracted_and_never_reported(tmp_path):
     assert finding.rule.endswith("billing.py")
 
 
+def test_a_public_file_the_company_copied_unchanged_is_still_subtracted(tmp_path):
+    for folder in ("company", "public"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "dungeon.py").write_text(GAME, encoding="utf-8")
+    (tmp_path / "company" / "ledger.py").write_text(LEDGER, encoding="utf-8")
+    with FingerprintStore(tmp_path / "fp.db", create=True) as store:
+        index_paths(store, [tmp_path / "company"], "helios", 1024 * 1024)
+        index_paths(store, [tmp_path / "public"], "stdlib", 1024 * 1024, public=True)
+    detector = FingerprintDetector(tmp_path / "fp.db")
+    assert detector.detect(ASK + GAME) == []
+    assert detector.detect(ASK + reconcile())
+
+
 def test_a_label_keeps_its_kind(tmp_path):
     root = company_tree(tmp_path / "repo")
     with FingerprintStore(tmp_path / "fp.db", create=True) as store:

@@ -1,10 +1,11 @@
 """The index in memory and the lookup of one text against it.
 
 Every fingerprint of every file sits in one sorted numpy array beside the file it belongs to;
-a text's k-gram hashes (all of them, not only its winnowed ones, so that every fingerprint a file
-kept inside the shared part is seen) are found with two binary searches. Fingerprints that occur
-in many files (idioms, boilerplate the file filters missed) or in public code registered as an
-allow-list are left out when the array is built.
+a text's k-gram hashes (all of them, so that every fingerprint a file kept inside the shared part
+is seen) are found with two binary searches. Fingerprints that occur in many files (idioms,
+boilerplate the file filters missed; identical copies count once) or in public code registered as
+an allow-list are left out when the array is built; for prose, one held by several files weighs
+less.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Text to token streams that survive reformatting and renaming.
 
 Code (any language, one tokenizer): whitespace, comments and import lines are dropped, string
-and number literals become the classes S and N, keywords and operators stay, and every other
-identifier is replaced by the distance back to its previous occurrence (Baker's parameterised
-strings), so a consistent renaming gives the same stream. The same tokens are also kept as
+and number literals become the classes S and N, keywords, operators, attribute names (after a
+dot) and dunder names stay, and every other identifier is replaced by the distance back to its
+previous occurrence (Baker's parameterised strings), so a consistent renaming gives the same
+stream. The same tokens are also kept as
 written, for the exact-copy channel. The k-gram hasher turns distances that reach outside a
 k-gram into "new identifier", which keeps each k-gram's hash a function of its own tokens.
 

@@ -274,13 +274,13 @@ class FingerprintStore:
         for file_id, label, path, kind, count, blob, digest in self.db.execute(
             "SELECT id, label, path, kind, count, hashes, sha256 FROM files ORDER BY id"
         ):
-            if digest in seen:  # a copy adds nothing and must not make its content "common"
-                continue
-            seen.add(digest)
             hashes = np.frombuffer(blob, dtype="<u4", count=count).astype(np.uint32)
             if label in allow:
                 public.append(hashes)
                 continue
+            if digest in seen:  # a copy adds nothing and must not make its content "common"
+                continue
+            seen.add(digest)
             files[file_id] = (label, path, kind)
             marks = np.frombuffer(blob, dtype=np.uint8, offset=4 * count, count=count)
             per_file.append((file_id, hashes, marks))

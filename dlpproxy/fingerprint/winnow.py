@@ -1,8 +1,11 @@
-"""k-gram hashes and winnowing (Schleimer, Wilkerson, Aiken 2003), vectorised with numpy.
+"""k-gram hashes and the choice of fingerprints, vectorised with numpy.
 
-Winnowing keeps, from every window of `w` consecutive k-gram hashes, the smallest one (the
-rightmost on ties). Guarantee: two texts sharing a run of at least w + k - 1 tokens share a
-fingerprint, and a text keeps about 2 / (w + 1) of its k-grams.
+A file keeps the k-gram that begins each of its lines (line anchors): a paste of whole lines,
+looked up by all of its k-grams, holds them whatever it did to spacing and line breaks, and a
+10-line snippet holds several. Lines long enough to hold a whole window (a paragraph written on
+one line) also keep their winnowed k-grams (Schleimer, Wilkerson, Aiken 2003: the smallest hash
+of every window of `w`, the rightmost on ties), whose guarantee is that two texts sharing a run
+of at least w + k - 1 tokens on such a line share a fingerprint.
 """
 
 from __future__ import annotations
