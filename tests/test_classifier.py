@@ -10,16 +10,20 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dlpproxy.detect.batcher import MicroBatcher
 from dlpproxy.detect.classifier import (
     MANIFEST,
+    STACKER_ENV,
     ContentClassifier,
     Manifest,
     build,
+    file_sha256,
     windows,
 )
+from dlpproxy.detect.stacker import FILE as STACK_FILE
 from dlpproxy.errors import DetectorError
 from dlpproxy.settings import Settings
 
@@ -95,7 +99,7 @@ def labels_of(det: ContentClassifier, text: str) -> list[str]:
 
 
 def copy_models(tmp_path: Path) -> Path:
-    for name in ("classifier.json", "classifier.onnx"):
+    for name in ("classifier.json", "classifier.onnx", STACK_FILE):
         shutil.copy(MODELS / name, tmp_path / name)
     return tmp_path
 
@@ -242,6 +246,89 @@ def test_corrupt_manifest_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "classifier.json").write_text('{"format": 1, "model": ')
     with pytest.raises(DetectorError, match="invalid manifest"):
         build(Settings(models_dir=tmp_path))
+
+
+def rewrite_stacker(models: Path, change: str, value: object) -> None:
+    """Change one field of the stacker file and give the manifest its new sha256."""
+    path = models / STACK_FILE
+    raw = json.loads(path.read_text())
+    raw[change] = value
+    path.write_text(json.dumps(raw))
+    manifest_path = models / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["stacker"]["sha256"] = file_sha256(path)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_shipped_manifest_names_a_stacker(classifier: ContentClassifier) -> None:
+    assert classifier.manifest.stacker == MODELS / STACK_FILE
+    assert classifier._stacker is not None
+
+
+def test_missing_stacker_file_is_a_clear_error(tmp_path: Path) -> None:
+    copy_models(tmp_path)
+    (tmp_path / STACK_FILE).unlink()
+    with pytest.raises(DetectorError, match="stacker file missing"):
+        build(Settings(models_dir=tmp_path))
+
+
+def test_truncated_stacker_fails_the_sha256_check(tmp_path: Path) -> None:
+    copy_models(tmp_path)
+    path = tmp_path / STACK_FILE
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(DetectorError, match="does not match the manifest"):
+        build(Settings(models_dir=tmp_path))
+
+
+def test_stacker_of_another_format_version_is_refused(tmp_path: Path) -> None:
+    rewrite_stacker(copy_models(tmp_path), "format", 99)
+    with pytest.raises(DetectorError, match="stacker format 99"):
+        build(Settings(models_dir=tmp_path))
+
+
+def test_stacker_fitted_on_other_features_is_refused(tmp_path: Path) -> None:
+    models = copy_models(tmp_path)
+    names = json.loads((models / STACK_FILE).read_text())["features"]
+    rewrite_stacker(models, "features", names[:-1])
+    with pytest.raises(DetectorError, match="other features or labels"):
+        build(Settings(models_dir=tmp_path))
+
+
+def test_stacker_with_a_bad_weight_table_is_a_clear_error(tmp_path: Path) -> None:
+    rewrite_stacker(copy_models(tmp_path), "coef", [[1.0, 2.0]])
+    with pytest.raises(DetectorError, match="wrong shape"):
+        build(Settings(models_dir=tmp_path))
+
+
+def test_manifest_without_a_stacker_uses_the_onnx_scores_alone(tmp_path: Path) -> None:
+    models = copy_models(tmp_path)
+    manifest = json.loads((models / MANIFEST).read_text())
+    del manifest["stacker"]
+    (models / MANIFEST).write_text(json.dumps(manifest))
+    plain = build(Settings(models_dir=models))
+    assert plain._stacker is None
+    assert labels_of(plain, PYTHON_CODE) == ["source_code"]
+
+
+def test_stacker_can_be_switched_off_for_throughput(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = copy_models(tmp_path)
+    (models / STACK_FILE).write_text("not even json")
+    monkeypatch.setenv(STACKER_ENV, "off")
+    det = build(Settings(models_dir=models))
+    assert det._stacker is None
+    assert labels_of(det, ORDERS_CSV) == ["data_export"]
+
+
+def test_stacker_changes_the_onnx_scores(classifier: ContentClassifier) -> None:
+    window = PYTHON_CODE.encode()
+    stacked = classifier.predict_windows([window])[0]
+    raw = classifier._session.run(  # type: ignore[attr-defined]
+        ["probs"], {"bytes": np.frombuffer(window, np.uint8).astype(np.int32)[None]}
+    )[0][0]
+    assert stacked.shape == raw.shape and abs(float(stacked.sum()) - 1.0) < 1e-5
+    assert not np.allclose(stacked, raw)
 
 
 def test_device_is_reported(classifier: ContentClassifier) -> None:

@@ -268,3 +268,31 @@ def test_fitted_stacker_round_trips_through_its_file(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.apply(scores, texts), stacker.apply(scores, texts), atol=1e-4)
     predicted = [labels[k] for k in loaded.apply(scores, texts).argmax(axis=1)]
     assert predicted == [r.label for r in records]
+
+
+def test_stacker_command_fits_the_second_stage_for_the_shipped_model(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    import shutil
+
+    from dlpproxy.cli import main
+    from dlpproxy.detect.classifier import ContentClassifier, Manifest
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("classifier.json", "classifier.onnx"):
+        shutil.copy(Path(__file__).parent.parent / "models" / name, models / name)
+    minutes = "Weekly sync\nAttendees: Mina, Carlos\nAction items:\n- Mina: book the room\n"
+    rows = company_rows("alpha") + company_rows("beta")
+    rows += [
+        {"text": minutes.replace("Mina", f"Mina{i}"), "label": "meeting_notes"} for i in range(6)
+    ]
+    data = tmp_path / "company.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    status = main(
+        ["train", "--stacker", "--train", str(data), "--dev", str(data), "--out", str(models)]
+    )
+    assert status == 0
+    det = ContentClassifier(Manifest.load(models / "classifier.json"))
+    assert det._stacker is not None
+    assert json.loads((models / "classifier-stack.json").read_text())["trained"]["folds"] == 0
+    assert "Second stage" in (models / "README.md").read_text()

@@ -85,6 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fit only the second stage (layout features + ONNX scores) for the model in --out, "
         "on out-of-fold scores of surrogate models trained per owner fold of --train",
     )
+    parser.add_argument(
+        "--stacker-folds",
+        type=int,
+        default=0,
+        help="0 (default): fit on the model's own scores of the training records; N >= 2: on "
+        "out-of-fold scores of N surrogate models, one per owner fold (needs torch)",
+    )
     parser.add_argument("--stacker-epochs", type=int, default=4, help="surrogate epochs")
     parser.add_argument("--stacker-max-len", type=int, default=1024, help="surrogate window")
     parser.add_argument(
@@ -170,6 +177,7 @@ def _stacker(args: argparse.Namespace) -> int:
         args.stacker_epochs,
         args.stacker_max_len,
         command or "dlpproxy train --stacker",
+        folds=args.stacker_folds,
     )
     dev_file = args.dev or (data / "dev.jsonl.gz")
     if dev_file.is_file():

@@ -107,8 +107,10 @@ def _speed(lat: dict[str, Any] | None) -> list[str]:
             f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, {c['prompts_per_s']} prompts/s "
             f"in {c['batches']} batches."
         )
+    notes = [f"- {lat[k]}" for k in ("cpu_note", "gpu_note") if k in lat]
     return [
         *out,
+        *notes,
         "",
         "Command: `python bench/classifier.py --classifier-gpu` (CPU runs included).",
     ]

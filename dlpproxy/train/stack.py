@@ -1,11 +1,13 @@
-"""Fitting the classifier's second stage (`detect/stacker.py`) on out-of-fold predictions.
+"""Fitting the classifier's second stage (`detect/stacker.py`) on scores of the training records.
 
-The shipped ONNX model has seen every training record, so its scores on them are near 1 and a
-second stage fitted on them would learn to trust it blindly. Instead the training owners (GitHub
-organisations, as dev is split from train) are cut into folds; a surrogate ONNX model trained on the
-other folds' owners scores each fold's records, and the logistic regression learns from
-those scores, beside the layout features, how far the n-gram model can be trusted on text from
-organisations it has not seen.
+Two ways to get those scores. `folds` 0: the shipped ONNX model's own scores; it has seen every
+record, so they are confident and the regression mostly learns where the layout features should
+overrule it. `folds` N >= 2: out of fold; the training owners (GitHub organisations, as dev is
+split from train) are cut into N folds with similar label counts, a surrogate model trained on
+the other folds' owners scores each fold's records, and the regression learns how far the n-gram
+model holds on organisations it has not seen. On this corpus every owner fold removes most of a
+label's sources, so the surrogates are far weaker than the shipped model and the out-of-fold
+stage leans on the features too much (measured in models/README.md).
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ import json
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dlpproxy.detect.stacker import FILE, STACK_FORMAT, Stacker, model_inputs
 from dlpproxy.train.corpus import Record
 from dlpproxy.train.reformat import reformat_exports
+
+if TYPE_CHECKING:
+    from dlpproxy.detect.classifier import Manifest
 
 FOLDS = 4
 
@@ -109,12 +116,21 @@ def out_of_fold_scores(
     return out
 
 
+def model_scores(manifest: Manifest, pieces: Sequence[bytes]) -> np.ndarray:
+    """The shipped model's own probabilities for the windows (no second stage applied)."""
+    from dlpproxy.detect.classifier import ContentClassifier
+
+    plain = ContentClassifier(replace(manifest, stacker=None), max_batch=64)
+    return np.stack(plain.predict_windows(list(pieces))).astype(np.float32)
+
+
 def fit_stacker(
     records: Sequence[Record],
     labels: list[str],
     scores: np.ndarray,
     pieces: Sequence[bytes],
     c: float = 0.1,
+    folds: int = 0,
 ) -> tuple[Stacker, dict[str, object]]:
     """Logistic regression (scikit-learn, L2, C=`c`) on standardised inputs; returns the
     `Stacker` and what the file records about its fitting."""
@@ -132,7 +148,7 @@ def fit_stacker(
         clf.coef_.T.astype(np.float32),
         clf.intercept_.astype(np.float32),
     )
-    info: dict[str, object] = {"fitted_on": len(records), "C": c, "folds": FOLDS}
+    info: dict[str, object] = {"fitted_on": len(records), "C": c, "folds": folds}
     return stacker, info
 
 
@@ -160,20 +176,27 @@ def build_stacker(
     max_len: int,
     command: str = "dlpproxy train --stacker",
     say: Callable[[str], None] = print,
+    folds: int = 0,
 ) -> Path:
-    """The whole second stage for the model in `models`: surrogates, scores, fit, write."""
+    """The whole second stage for the model in `models`: scores (the model's own with `folds`
+    0, else out of fold from surrogates), fit, write."""
     from dlpproxy.detect.classifier import MANIFEST, Manifest
 
     manifest = Manifest.load(models / MANIFEST)
     records = [r for r in records if r.text]
-    fold_models = train_fold_models(records, labels, workdir, epochs, max_len)
-    assign = owner_folds(records, labels)
-    scores = out_of_fold_scores(
-        records, labels, fold_models, assign, manifest.max_len, manifest.stride
-    )
     pieces = first_windows(records, manifest.max_len, manifest.stride)
-    stacker, info = fit_stacker(records, labels, scores, pieces)
-    info.update(surrogate_epochs=epochs, surrogate_max_len=max_len, command=command)
+    if folds == 0:
+        scores = model_scores(manifest, pieces)
+    else:
+        fold_models = train_fold_models(records, labels, workdir, epochs, max_len, folds=folds)
+        assign = owner_folds(records, labels, folds)
+        scores = out_of_fold_scores(
+            records, labels, fold_models, assign, manifest.max_len, manifest.stride
+        )
+    stacker, info = fit_stacker(records, labels, scores, pieces, folds=folds)
+    if folds:
+        info.update(surrogate_epochs=epochs, surrogate_max_len=max_len)
+    info["command"] = command
     path = write_stacker(stacker, info, models)
     say(f"wrote {path}")
     return path
