@@ -264,8 +264,9 @@ def _verbatim_copy(text: str, findings: list) -> bool:
 
 
 def _high(findings: list) -> bool:
-    """Would the shipped policy block it (`block-internal-code` acts on high severity)?"""
-    return any(f.severity == "high" for f in findings)
+    """Would the shipped policy block it? (`block-internal-code` acts on high-severity
+    internal code; document findings are only monitored.)"""
+    return any(f.severity == "high" and f.category == "internal_code" for f in findings)
 
 
 def _detected(detect, texts: list[str]) -> int:
@@ -425,13 +426,13 @@ def _markdown(d: dict) -> str:
         copied = d["verbatim_copies"][k]
         rows.append([f"falsely matched: {k}", ratio(hit, total), "<= 0.001"])
         rows.append([f"... less verbatim copies ({copied})", ratio(hit - copied, total), ""])
-        rows.append(["... high severity (blocked)", ratio(d["high_severity"][k], total), ""])
+        rows.append(["... blocked (high-severity code)", ratio(d["high_severity"][k], total), ""])
     for kind, lat in d["latency"].items():
         goal = ">= 0.95" if kind == "indexed code" else "<= 0.001"
         rows.append(
             [f"2 KB prompts of {kind} flagged", ratio(lat["flagged"], lat["prompts"]), goal]
         )
-        rows.append(["... high severity (blocked)", ratio(lat["high"], lat["prompts"]), ""])
+        rows.append(["... blocked (high-severity code)", ratio(lat["high"], lat["prompts"]), ""])
     for kind, lat in d["latency"].items():
         rows.append([f"lookup 2 KB, {kind} (p50 / p99)", f"{lat['p50_ms']} / {lat['p99_ms']} ms",
                      "<= 2 ms"])  # fmt: skip
