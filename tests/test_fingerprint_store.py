@@ -243,8 +243,8 @@ def test_a_killed_index_run_leaves_a_consistent_store(tmp_path):
     cmd = [sys.executable, "-m", "dlpproxy", "index", "--db", str(db), "add", str(root)]
     proc = subprocess.Popen([*cmd, "--label", "big"], env=env, stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # the child's imports take seconds on a busy machine
+        while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
             if db.exists() and _rows(db) > 0:
                 break
