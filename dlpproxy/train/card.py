@@ -123,6 +123,7 @@ def _stacker_lines(out: Path, manifest: dict[str, Any]) -> list[str]:
         return []
     stack = _load(out / entry["file"]) or {}
     trained = stack.get("trained", {})
+    folds = trained.get("folds", 0)
     return [
         "",
         "### Second stage",
@@ -135,12 +136,17 @@ def _stacker_lines(out: Path, manifest: dict[str, Any]) -> list[str]:
         "operators, comment lines; meeting words in en/zh/ja/ko/es/ar, action marks, speaker "
         "lines, clock times, WebVTT cues, dates, @mentions; lines that start with a timestamp, "
         "delimiter counts that repeat row after row, JSON-record lines, SQL dumps). It was "
-        f"fitted (C={trained.get('C')}) on {trained.get('fitted_on')} training records, with "
-        "ONNX scores taken out of fold: the training owners (GitHub organisations) were cut "
-        f"into {trained.get('folds')} folds with similar label counts, and a surrogate model "
-        f"({trained.get('surrogate_epochs')} epochs, {trained.get('surrogate_max_len')}-byte "
-        "windows) trained on one fold's owners scored the other's records, so the second stage "
-        "learns how far the n-gram model holds on organisations it has not seen. Command: "
+        f"fitted (C={trained.get('C')}) on {trained.get('fitted_on')} training records, "
+        + (
+            f"with ONNX scores taken out of fold: the training owners (GitHub organisations) "
+            f"were cut into {folds} folds with similar label counts, and a surrogate model "
+            f"({trained.get('surrogate_epochs')} epochs, {trained.get('surrogate_max_len')}-byte "
+            "windows) trained on the other folds' owners scored each fold's records."
+            if folds
+            else "with the shipped ONNX model's own scores of them (it has seen them, so the "
+            "stage mostly learns where the layout should overrule a confident n-gram score)."
+        )
+        + " Command: "
         f"`{trained.get('command', 'dlpproxy train --stacker')}`.",
     ]
 
