@@ -185,7 +185,9 @@ def write_card(out: Path) -> Path:
         "",
         "To reproduce: `dlpproxy train --extra-local` (its defaults are this run's settings); "
         "the text taken from a machine differs between machines, so `dlpproxy train "
-        "--save-local FILE` once and `--train FILE` afterwards pins it.",
+        "--save-local FILE` once and `--train FILE` afterwards pins it. A retrained model comes "
+        "without a second stage (its manifest names none) until `dlpproxy train --stacker` fits "
+        "one for it.",
         "",
         LOCAL_SOURCES,
         f"Records taken from this machine, by label: {info.get('extra_counts', {})}.",
