@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from dlpproxy.audit.store import AuditEvent, FindingRecord
+from dlpproxy.audit.store import AuditEvent, FindingRecord, new_event_id
 from dlpproxy.masking import excerpt, value_hash
 from dlpproxy.policy import Decision
 from dlpproxy.types import Finding, Prompt, ScanResult
@@ -22,9 +22,11 @@ def event_for(
     *,
     salt: bytes,
     evidence: bool = False,
+    event_id: str = "",
     **context: str | int,
 ) -> AuditEvent:
-    """The event for one decision; `context` fills user, client, host, service, path, sizes."""
+    """The event for one decision (with `event_id`, else a fresh id); `context` fills user,
+    client, host, service, path, sizes."""
     records = []
     findings = result.findings if result else ()
     for f in findings:
@@ -36,6 +38,7 @@ def event_for(
         records.append(FindingRecord(*fields, f.rule, shown, digest, f.segment, f.via))
     joined = "\x1e".join(s.text for s in prompt.segments)
     return AuditEvent(
+        id=event_id or new_event_id(),
         action=decision.action,
         would=decision.would,
         rule=decision.rule,

@@ -52,13 +52,18 @@ class FindingRecord:
     via: str = ""
 
 
+def new_event_id() -> str:
+    """A fresh event (incident) id: 16 hex digits of a random UUID."""
+    return uuid.uuid4().hex[:16]
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One decision, as stored. `evidence` is empty unless the policy captures evidence."""
 
     action: str
     ts: float = field(default_factory=time.time)
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    id: str = field(default_factory=lambda: new_event_id())
     user: str = ""
     client: str = ""
     host: str = ""

@@ -147,12 +147,11 @@ class Inspector:
         self, req: Request, prompt: Prompt, result: ScanResult | None, decision: Decision,
         policy: Policy, who: Who, incident: str,
     ) -> AuditEvent:  # fmt: skip
-        event = event_for(
+        return event_for(
             prompt, result, decision, salt=self.salt, evidence=policy.evidence_capture,
-            user=who.user, client=who.client, host=req.host, service=who.service,
-            path=req.route, request_bytes=len(req.body),
+            event_id=incident, user=who.user, client=who.client, host=req.host,
+            service=who.service, path=req.route, request_bytes=len(req.body),
         )  # fmt: skip
-        return replace(event, id=incident)
 
 
 def reroute_job(
