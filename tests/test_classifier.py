@@ -94,6 +94,17 @@ def classifier() -> ContentClassifier:
     return ContentClassifier(Manifest.load(MODELS / MANIFEST), max_batch=8, max_wait_ms=2.0)
 
 
+@pytest.fixture(scope="module")
+def stacked() -> ContentClassifier:
+    manifest = Manifest.load(MODELS / MANIFEST)
+    return ContentClassifier(manifest, max_batch=8, max_wait_ms=2.0, stacked=True)
+
+
+@pytest.fixture
+def stacker_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(STACKER_ENV, "on")
+
+
 def labels_of(det: ContentClassifier, text: str) -> list[str]:
     return [f.type for f in det.detect_sync(text)]
 
@@ -260,19 +271,26 @@ def rewrite_stacker(models: Path, change: str, value: object) -> None:
     manifest_path.write_text(json.dumps(manifest))
 
 
-def test_shipped_manifest_names_a_stacker(classifier: ContentClassifier) -> None:
+def test_shipped_manifest_names_a_stacker_that_runs_only_when_asked(
+    classifier: ContentClassifier, stacked: ContentClassifier
+) -> None:
     assert classifier.manifest.stacker == MODELS / STACK_FILE
-    assert classifier._stacker is not None
+    assert classifier._stacker is None  # off by default: ONNX scores alone
+    assert stacked._stacker is not None
 
 
-def test_missing_stacker_file_is_a_clear_error(tmp_path: Path) -> None:
+def test_stacker_is_switched_on_by_the_environment(stacker_on: None) -> None:
+    assert build(Settings())._stacker is not None
+
+
+def test_missing_stacker_file_is_a_clear_error(tmp_path: Path, stacker_on: None) -> None:
     copy_models(tmp_path)
     (tmp_path / STACK_FILE).unlink()
     with pytest.raises(DetectorError, match="stacker file missing"):
         build(Settings(models_dir=tmp_path))
 
 
-def test_truncated_stacker_fails_the_sha256_check(tmp_path: Path) -> None:
+def test_truncated_stacker_fails_the_sha256_check(tmp_path: Path, stacker_on: None) -> None:
     copy_models(tmp_path)
     path = tmp_path / STACK_FILE
     path.write_bytes(path.read_bytes()[:2000])
@@ -280,13 +298,13 @@ def test_truncated_stacker_fails_the_sha256_check(tmp_path: Path) -> None:
         build(Settings(models_dir=tmp_path))
 
 
-def test_stacker_of_another_format_version_is_refused(tmp_path: Path) -> None:
+def test_stacker_of_another_format_version_is_refused(tmp_path: Path, stacker_on: None) -> None:
     rewrite_stacker(copy_models(tmp_path), "format", 99)
     with pytest.raises(DetectorError, match="stacker format 99"):
         build(Settings(models_dir=tmp_path))
 
 
-def test_stacker_fitted_on_other_features_is_refused(tmp_path: Path) -> None:
+def test_stacker_fitted_on_other_features_is_refused(tmp_path: Path, stacker_on: None) -> None:
     models = copy_models(tmp_path)
     names = json.loads((models / STACK_FILE).read_text())["features"]
     rewrite_stacker(models, "features", names[:-1])
@@ -294,13 +312,15 @@ def test_stacker_fitted_on_other_features_is_refused(tmp_path: Path) -> None:
         build(Settings(models_dir=tmp_path))
 
 
-def test_stacker_with_a_bad_weight_table_is_a_clear_error(tmp_path: Path) -> None:
+def test_stacker_with_a_bad_weight_table_is_a_clear_error(tmp_path: Path, stacker_on: None) -> None:
     rewrite_stacker(copy_models(tmp_path), "coef", [[1.0, 2.0]])
     with pytest.raises(DetectorError, match="wrong shape"):
         build(Settings(models_dir=tmp_path))
 
 
-def test_manifest_without_a_stacker_uses_the_onnx_scores_alone(tmp_path: Path) -> None:
+def test_manifest_without_a_stacker_uses_the_onnx_scores_alone(
+    tmp_path: Path, stacker_on: None
+) -> None:
     models = copy_models(tmp_path)
     manifest = json.loads((models / MANIFEST).read_text())
     del manifest["stacker"]
@@ -310,7 +330,7 @@ def test_manifest_without_a_stacker_uses_the_onnx_scores_alone(tmp_path: Path) -
     assert labels_of(plain, PYTHON_CODE) == ["source_code"]
 
 
-def test_stacker_can_be_switched_off_for_throughput(
+def test_stacker_is_not_read_unless_asked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     models = copy_models(tmp_path)
@@ -318,17 +338,20 @@ def test_stacker_can_be_switched_off_for_throughput(
     monkeypatch.setenv(STACKER_ENV, "off")
     det = build(Settings(models_dir=models))
     assert det._stacker is None
+    monkeypatch.delenv(STACKER_ENV)
+    assert build(Settings(models_dir=models))._stacker is None
     assert labels_of(det, ORDERS_CSV) == ["data_export"]
 
 
-def test_stacker_changes_the_onnx_scores(classifier: ContentClassifier) -> None:
+def test_stacker_changes_the_onnx_scores(stacked: ContentClassifier) -> None:
     window = PYTHON_CODE.encode()
-    stacked = classifier.predict_windows([window])[0]
+    classifier = stacked
+    stacked_probs = classifier.predict_windows([window])[0]
     raw = classifier._session.run(  # type: ignore[attr-defined]
         ["probs"], {"bytes": np.frombuffer(window, np.uint8).astype(np.int32)[None]}
     )[0][0]
-    assert stacked.shape == raw.shape and abs(float(stacked.sum()) - 1.0) < 1e-5
-    assert not np.allclose(stacked, raw)
+    assert stacked_probs.shape == raw.shape and abs(float(stacked_probs.sum()) - 1.0) < 1e-5
+    assert not np.allclose(stacked_probs, raw)
 
 
 def test_device_is_reported(classifier: ContentClassifier) -> None:

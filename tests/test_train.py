@@ -292,7 +292,7 @@ def test_stacker_command_fits_the_second_stage_for_the_shipped_model(tmp_path: P
         ["train", "--stacker", "--train", str(data), "--dev", str(data), "--out", str(models)]
     )
     assert status == 0
-    det = ContentClassifier(Manifest.load(models / "classifier.json"))
+    det = ContentClassifier(Manifest.load(models / "classifier.json"), stacked=True)
     assert det._stacker is not None
     assert json.loads((models / "classifier-stack.json").read_text())["trained"]["folds"] == 0
     assert "Second stage" in (models / "README.md").read_text()

@@ -255,7 +255,9 @@ def _evaluate(
     )
 
     manifest = Manifest.load(out / "classifier.json")
-    detector = ContentClassifier(manifest, max_batch=8, threads=os.cpu_count() or 1)
+    detector = ContentClassifier(
+        manifest, max_batch=8, threads=os.cpu_count() or 1, stacked=manifest.stacker is not None
+    )
     scores = record_scores(detector, [r.text for r in dev])
     pred = predictions(scores, labels, dict(manifest.thresholds))
     metrics: dict[str, object] = {
