@@ -14,6 +14,7 @@ from dlpproxy.engine import Engine
 from dlpproxy.gateway.app import Gateway
 from dlpproxy.gateway.config import load_gateway_config
 from dlpproxy.gateway.formats import error, style_of
+from dlpproxy.heap import freeze_startup_heap
 from dlpproxy.httpserver import HttpResponse, HttpServer
 from dlpproxy.policy import PolicyHolder
 from dlpproxy.proxy.inspector import Inspector
@@ -52,6 +53,7 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
+    freeze_startup_heap()  # full collections then skip the start-up objects (dlpproxy.heap)
     if ready is not None:
         ready(server)
     try:

@@ -23,6 +23,7 @@ from dlpproxy.enforce.reroute import Reroute
 from dlpproxy.enforce.restore import SseRestorer, restore_json
 from dlpproxy.engine import Engine
 from dlpproxy.errors import DlpError
+from dlpproxy.heap import freeze_startup_heap
 from dlpproxy.identity import Directory, load_directory
 from dlpproxy.policy import Policy, PolicyHolder
 from dlpproxy.providers import BY_NAME, GENERIC, adapter_for
@@ -98,7 +99,10 @@ class DlpAddon:
         log.info("dlpproxy ready: detectors %s", ",".join(self.inspector.engine.names))
 
     def running(self) -> None:
-        """The proxy is up: watch the local models' health for the heartbeat (TUI status)."""
+        """The proxy is up: watch the local models' health for the heartbeat (TUI status), and
+        take what start-up loaded out of the garbage collector's walks (`dlpproxy.heap`)."""
+        frozen = freeze_startup_heap()
+        log.info("dlpproxy: %d start-up objects frozen out of full collections", frozen)
         if self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
