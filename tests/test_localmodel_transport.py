@@ -76,6 +76,14 @@ async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncI
         yield server
 
 
+async def settled(condition: Callable[[], bool], within_s: float = 5.0) -> bool:
+    """Whether the condition holds now or comes to within a few seconds (a loaded machine)."""
+    async with asyncio.timeout(within_s):
+        while not condition():
+            await asyncio.sleep(0.01)
+    return True
+
+
 async def read_request(server: Server, reader: Reader) -> bytes | None:
     """One request (head and body) off a kept-alive connection; None when the client closed."""
     try:
@@ -146,7 +154,7 @@ def test_successive_requests_share_one_kept_alive_connection() -> None:
         async with serving(answers(b'{"n": 1}', b'{"n": 2}', b'{"n": 3}')) as server:
             async with client() as http:
                 bodies = [(await http.post(server.url(), json={"i": i})).content for i in range(3)]
-            await asyncio.sleep(0.05)
+            await settled(lambda: server.ended == 1)
             return bodies, server
 
     bodies, server = run(scenario())
@@ -335,7 +343,7 @@ def test_a_response_closed_early_closes_its_connection_and_pools_nothing() -> No
                 async with http.stream("POST", server.url(), json={}) as response:
                     async for _part in response.aiter_raw():
                         break  # the caller leaves mid-stream
-                await asyncio.sleep(0.05)
+            await settled(lambda: server.ended == 2)
             return server
 
     server = run(scenario())
@@ -350,7 +358,7 @@ def test_aclose_closes_the_pooled_connections() -> None:
             await asyncio.sleep(0.05)
             before = server.ended
             await http.aclose()
-            await asyncio.sleep(0.05)
+            await settled(lambda: server.ended == 1)
             return before, server.ended
 
     assert run(scenario()) == (0, 1)
