@@ -11,6 +11,7 @@ micro-batcher) are awaited. Each text is also read through its normalised and de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections import deque
@@ -213,21 +214,17 @@ class Engine:
             return None
         started = time.perf_counter()
         results: list[list[Finding]] = []
-        try:
+        with _blamed(det):
             for text in texts:
                 found = quick(text)
                 if found is None:
                     return None
                 results.append(list(found))
-        except DlpError:
-            raise
-        except Exception as exc:
-            raise DetectorError(det.name, f"{type(exc).__name__}: {exc}") from exc
         self._times[det.name].append((time.perf_counter() - started) * 1000.0)
         return results
 
     def _run_sync(self, det: Detector, texts: list[str]) -> list[list[Finding]]:
-        try:
+        with _blamed(det):
             batcher = getattr(det, "detect_batch", None)
             if callable(batcher) and len(texts) > 1:
                 return list(batcher(texts))
@@ -238,23 +235,15 @@ class Engine:
                     out = self._loop().run_until_complete(_awaited(out))
                 results.append(list(out))
             return results
-        except DlpError:
-            raise
-        except Exception as exc:
-            raise DetectorError(det.name, f"{type(exc).__name__}: {exc}") from exc
 
     async def _run_async(
         self, det: Detector, texts: list[str], loop: asyncio.AbstractEventLoop
     ) -> list[list[Finding]]:
         if inspect.iscoroutinefunction(det.detect):
             started = time.perf_counter()
-            try:
+            with _blamed(det):
                 outs = await asyncio.gather(*(_awaited(det.detect(t)) for t in texts))
-                self._times[det.name].append((time.perf_counter() - started) * 1000.0)
-            except DlpError:
-                raise
-            except Exception as exc:
-                raise DetectorError(det.name, f"{type(exc).__name__}: {exc}") from exc
+            self._times[det.name].append((time.perf_counter() - started) * 1000.0)
             return [list(o) for o in outs]
         return await loop.run_in_executor(self._pool, self._run_sync, det, texts)
 
@@ -262,6 +251,17 @@ class Engine:
         if self._own_loop is None:
             self._own_loop = asyncio.new_event_loop()
         return self._own_loop
+
+
+@contextlib.contextmanager
+def _blamed(det: Detector) -> Iterator[None]:
+    """A detector's own failure as a DetectorError naming it; our DlpErrors pass as they are."""
+    try:
+        yield
+    except DlpError:
+        raise
+    except Exception as exc:
+        raise DetectorError(det.name, f"{type(exc).__name__}: {exc}") from exc
 
 
 async def _awaited(value: Any) -> list[Finding]:

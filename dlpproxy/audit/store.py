@@ -63,7 +63,7 @@ class AuditEvent:
 
     action: str
     ts: float = field(default_factory=time.time)
-    id: str = field(default_factory=lambda: new_event_id())
+    id: str = field(default_factory=new_event_id)
     user: str = ""
     client: str = ""
     host: str = ""

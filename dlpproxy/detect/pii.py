@@ -260,28 +260,20 @@ class PiiDetector:
         # the entities whose patterns may match run (each one is a regex pass in Python)
         self._entity_of = tuple(rule.entity for rule in pack.rules for _ in rule.patterns)
 
-    def has_candidates(self, text: str, data: bytes | None = None) -> bool:
-        """Whether any pattern of the pack can match in `text` (a superset test, one pass);
-        `data` is its UTF-8 form when the caller has it already.
-
-        Every finding starts from a pattern match (context words only lift scores), so a text
-        where no pattern can match has no findings and presidio need not run at all.
-        """
-        if self._candidates is None:
-            return True
-        return bool(self._candidates.ids(data or _utf8(text)))
-
     def quick(self, text: str) -> list[Finding] | None:
         """No findings when no pattern can match (one prefilter pass); None when presidio must
         run (`detect`, in the engine's pool)."""
-        if self._candidates is None:
-            return None
-        ascii_text = text.translate(_ASCII_DIGITS)
-        return None if self.has_candidates(ascii_text) else []
+        entities = self.candidate_entities(text.translate(_ASCII_DIGITS))
+        return [] if entities == [] else None
 
     def candidate_entities(self, text: str, data: bytes | None = None) -> list[str] | None:
-        """presidio entities whose patterns may match in `text` ([]: none, so no finding);
-        None when there is no prefilter (every recogniser must run)."""
+        """presidio entities whose patterns may match in `text` (one superset pass; `data` is
+        its UTF-8 form when the caller has it already); None when there is no prefilter (every
+        recogniser must run).
+
+        Every finding starts from a pattern match (context words only lift scores), so [] means
+        no finding and presidio need not run at all.
+        """
         if self._candidates is None:
             return None
         ids = self._candidates.ids(data or _utf8(text))
