@@ -1,11 +1,12 @@
 """The engine: runs the detectors on a prompt, merges what they find, keeps to a time budget.
 
 One engine serves every entry point (proxy addon, gateway, `dlpproxy scan`). On small prompts the
-detectors' quick paths (linear-time scanners, pii's prefilter) run on the event loop, where a
-thread hand-off would cost more than the work; heavy work (presidio, large prompts) runs in a
-thread pool so the proxy's event loop never blocks; coroutine detectors (the classifier's
-micro-batcher) are awaited. Each text is also read through its normalised and decoded views
-(`dlpproxy.detect.views`) and the findings are mapped back to the original offsets.
+detectors' quick paths (linear-time scanners, pii's prefilter, presidio on short texts) run on
+the event loop, where a thread hand-off would cost more than the work; heavy work (presidio on
+longer texts, large prompts) runs in a thread pool so the proxy's event loop never blocks;
+coroutine detectors (the classifier's micro-batcher) are awaited. Each text is also read through
+its normalised and decoded views (`dlpproxy.detect.views`) and the findings are mapped back to
+the original offsets.
 """
 
 from __future__ import annotations

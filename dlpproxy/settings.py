@@ -76,8 +76,12 @@ class Settings:
     workers: int = 4
     # Prompts up to this many characters (all views together) run the detectors that offer a
     # quick path (`quick`: linear-time scanners, pii's prefilter) on the event loop: a thread
-    # hand-off costs more than their work. Larger prompts, and presidio, go to the pool.
+    # hand-off costs more than their work. Larger prompts go to the pool.
     inline_max_chars: int = 16384
+    # pii's quick path also runs presidio, on texts up to this many characters (0: presidio
+    # always in the pool). Under load a pool job waits for the GIL (switch interval 5 ms) longer
+    # than presidio takes on a short text; longer texts go to the pool, not to stall the loop.
+    pii_inline_max_chars: int = 4096
     # Content classifier micro-batching: windows of concurrent prompts share one model run of at
     # most this many windows (0: by device, 8 on CPU, 128 on CUDA), waiting at most this long.
     classifier_max_batch: int = 0

@@ -4,15 +4,18 @@ English prompts; checksum look-alikes, presidio's known misfires, offline build,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 
 from dlpproxy.detect.pii import PiiDetector, build, build_ner
 from dlpproxy.detect.pii_rules import load_pii_pack
+from dlpproxy.engine import Engine
 from dlpproxy.errors import DetectorError, RulePackError
 from dlpproxy.settings import Settings
 from dlpproxy.types import PII, Finding
@@ -349,12 +352,48 @@ def test_texts_without_any_pattern_candidate_skip_presidio(pii: PiiDetector) -> 
         pii.analyzer.analyze = original  # type: ignore[method-assign]
 
 
-def test_quick_path_answers_only_texts_without_candidates(pii: PiiDetector) -> None:
-    """The engine runs `quick` on the event loop: [] without a candidate, None (go to the pool,
-    presidio) with one, including digits in other scripts that the detector folds to ASCII."""
+def test_quick_path_runs_presidio_only_on_short_texts(pii: PiiDetector) -> None:
+    """The engine runs `quick` on the event loop: [] without a candidate; presidio's own
+    findings with one when the text is at most `inline_max_chars` long (digits in other scripts
+    folded to ASCII as in `detect`); None (go to the pool) when it is longer or the limit is 0."""
+    assert pii.inline_max_chars == Settings().pii_inline_max_chars > 0
     assert pii.quick("The roadmap moved by a week; version 3.12 ships in May.") == []
-    assert pii.quick("write to minji@example.com") is None
-    assert pii.quick("주민번호 ９００１０１-１２３４５６８") is None
+    for text in ("write to minji@example.com", "주민번호 ９００１０１-１２３４５６８"):
+        found = pii.quick(text)
+        assert found, text
+        assert found == pii.detect(text)
+    long_text = "write to minji@example.com " + "The notes are in the wiki. " * 200
+    assert len(long_text) > pii.inline_max_chars
+    assert pii.quick(long_text) is None
+    assert pii.quick("No personal data here. " * 200) == []  # no candidate: no limit
+    pooled = PiiDetector(pii.analyzer, pii.pack, inline_max_chars=0)
+    assert pooled.quick("write to minji@example.com") is None
+
+
+def test_engine_runs_presidio_inline_for_short_prompts_and_in_the_pool_for_long(
+    pii: PiiDetector,
+) -> None:
+    """Where presidio runs, seen from the thread that calls the analyzer."""
+    threads: list[str] = []
+    original = pii.analyzer.analyze
+
+    def spy(*args: object, **kwargs: object) -> object:
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    pii.analyzer.analyze = spy  # type: ignore[assignment,method-assign]
+    engine = Engine(Settings(), detectors=[pii])
+    try:
+        short = asyncio.run(engine.scan("write to minji@example.com please"))
+        long_text = "write to minji@example.com " + "The notes are in the wiki. " * 200
+        long = asyncio.run(engine.scan(long_text))
+    finally:
+        pii.analyzer.analyze = original  # type: ignore[method-assign]
+        engine.close()
+    assert [f.type for f in short.findings] == ["email"]
+    assert [f.type for f in long.findings] == ["email"]
+    assert threads[0] == "MainThread"
+    assert threads[1:] and all(name.startswith("dlp-detect") for name in threads[1:])
 
 
 def test_only_recognisers_whose_patterns_may_match_run(pii: PiiDetector) -> None:
