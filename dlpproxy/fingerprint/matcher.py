@@ -5,7 +5,8 @@ a text's k-gram hashes (all of them, so that every fingerprint a file kept insid
 is seen) are found with two binary searches. Fingerprints that occur in many files (idioms,
 boilerplate the file filters missed; identical copies count once) or in public code registered as
 an allow-list are left out when the array is built; for prose, one held by several files weighs
-less.
+less. A file matches when the ordered chains of its fingerprints in the text, code and prose
+together, weigh enough (see `_enough`).
 """
 
 from __future__ import annotations
@@ -118,65 +119,109 @@ class MemoryIndex:
 
         A paste that begins inside a docstring would have its code read as a string and its
         docstrings as code: such a paste is read as code from its first triple quote on (both
-        ways where it cannot be told).
+        ways where it cannot be told; the better reading counts).
         """
         head, sure = _begins_inside_string(text)
         streams: list[tuple[Channel, Tokens]] = [(PROSE, prose_tokens(text))]
         if not head or not sure:
             streams.append((CODE, code_tokens(text)))
-        found = self._found(streams)
         if head:
             rest = " " * head + text[head:]  # blanked, so spans stay in place
-            found += self._found(((CODE, code_tokens(rest)),))
-        return _best_per_region(found)
+            streams.append((CODE, code_tokens(rest)))
+        return _best_per_region(self._found(streams))
 
     def _found(self, streams: Iterable[tuple[Channel, Tokens]]) -> list[Match]:
+        looked = [
+            found
+            for reading, (channel, tokens) in enumerate(streams)
+            if (found := self._lookup(channel, tokens, reading)) is not None
+        ]
+        owners = _candidates(looked)
         hits: dict[int, list[Hit]] = defaultdict(list)
         similarity: dict[int, float] = defaultdict(float)
-        for channel, tokens in streams:
-            self._match_channel(channel, tokens, hits, similarity)
-        found: list[Match] = []
+        for found in looked:
+            found.collect(owners, hits, similarity)
+        matches: list[Match] = []
         for file_id, file_hits in hits.items():
             if _enough(file_hits):
-                found.extend(_regions(file_id, file_hits, similarity[file_id]))
-        return found
+                matches.extend(_regions(file_id, file_hits, similarity[file_id]))
+        return matches
 
-    def _match_channel(
-        self,
-        channel: Channel,
-        tokens: Tokens,
-        hits: dict[int, list[Hit]],
-        similarity: dict[int, float],
-    ) -> None:
+    def _lookup(self, channel: Channel, tokens: Tokens, reading: int) -> ChannelLookup | None:
         hashes, written = kgram_hashes(tokens, channel)
         if len(hashes) == 0 or len(self.hashes) == 0:
-            return
+            return None
         short = stored(hashes)
         counted = np.flatnonzero(hashes != SKIPPED)
         where, files, ordinals, marks, spread = self.lookup(short[counted])
+        if len(where) == 0:
+            return None
         where = counted[where]
-        # most files share one k-gram by chance or idiom: drop them before the Python loop
-        pairs = np.unique(files * (1 << 32) + short[where].astype(np.int64))
-        owners, counts = np.unique(pairs >> 32, return_counts=True)
-        enough = counts >= min(channel.min_exact, channel.min_matches)
-        owners, counts = owners[enough], counts[enough]
-        if len(owners) > MAX_CANDIDATES:  # the files sharing most; bounds the time per prompt
-            owners = owners[np.argsort(-counts, kind="stable")[:MAX_CANDIDATES]]
-        keep = np.isin(files, owners)
-        where, files, ordinals, marks = where[keep], files[keep], ordinals[keep], marks[keep]
-        weights = (1.0 / spread[keep].astype(np.float64) ** channel.rarity).tolist()
+        return ChannelLookup(channel, reading, tokens, hashes, written, where, files, ordinals,
+                             marks, spread)  # fmt: skip
+
+
+def _candidates(looked: list[ChannelLookup]) -> I64:
+    """The files whose shared fingerprints could reach a match, counting each distinct one at
+    the most it can weigh (most files share a k-gram or two by chance or idiom: they are
+    dropped before the Python loop); at most MAX_CANDIDATES, those sharing most."""
+    owners: list[I64] = []
+    bounds: list[npt.NDArray[np.float64]] = []
+    for found in looked:
+        short = stored(found.hashes[found.where]).astype(np.int64)
+        pairs = np.unique(found.files * (1 << 32) + short)
+        files, counts = np.unique(pairs >> 32, return_counts=True)
+        channel = found.channel
+        owners.append(files)
+        bounds.append(counts / min(channel.min_exact, channel.min_matches))
+    if not owners:
+        return np.zeros(0, np.int64)
+    files, at = np.unique(np.concatenate(owners), return_inverse=True)
+    evidence = np.bincount(at, weights=np.concatenate(bounds))
+    enough = evidence >= 1.0
+    files, evidence = files[enough], evidence[enough]
+    if len(files) > MAX_CANDIDATES:  # bounds the time per prompt
+        files = files[np.argsort(-evidence, kind="stable")[:MAX_CANDIDATES]]
+    return files
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLookup:
+    """Where one reading's k-grams of a text occur in the index (see MemoryIndex.lookup)."""
+
+    channel: Channel
+    reading: int  # which token stream of the text (a text may be read as code two ways)
+    tokens: Tokens
+    hashes: npt.NDArray[np.uint64]
+    written: npt.NDArray[np.uint64]
+    where: I64
+    files: I64
+    ordinals: I64
+    marks: U8
+    spread: I64
+
+    def collect(
+        self, owners: I64, hits: dict[int, list[Hit]], similarity: dict[int, float]
+    ) -> None:
+        """Add the hits in the candidate files `owners`, and each one's similarity."""
+        channel, tokens, hashes = self.channel, self.tokens, self.hashes
+        keep = np.isin(self.files, owners)
+        where, files = self.where[keep], self.files[keep]
         if len(where) == 0:
             return
-        exact = (tags(written[where]) == marks).tolist()
+        short = stored(hashes)
+        weights = (1.0 / self.spread[keep].astype(np.float64) ** channel.rarity).tolist()
+        exact = (tags(self.written[where]) == self.marks[keep]).tolist()
         own = set(stored(hashes[selected(tokens, hashes, channel)]).tolist()) or {-1}
         starts = tokens.starts[where].tolist()
         ends = tokens.ends[where + channel.k - 1].tolist()
         matched_own: dict[int, set[int]] = defaultdict(set)
         for i, value, file_id, ordinal, same, start, end, weight in zip(
-            where.tolist(), short[where].tolist(), files.tolist(), ordinals.tolist(), exact,
-            starts, ends, weights, strict=True,
+            where.tolist(), short[where].tolist(), files.tolist(), self.ordinals[keep].tolist(),
+            exact, starts, ends, weights, strict=True,
         ):  # fmt: skip
-            hits[file_id].append(Hit(start, end, value, channel, i, ordinal, same, weight))
+            hit = Hit(start, end, value, channel, self.reading, i, ordinal, same, weight)
+            hits[file_id].append(hit)
             if value in own:
                 matched_own[file_id].add(value)
         for file_id, values in matched_own.items():
@@ -213,6 +258,7 @@ class Hit(NamedTuple):
     end: int
     value: int
     channel: Channel
+    reading: int
     position: int
     ordinal: int
     exact: bool  # the k-gram as written matches too (its tag agrees), not only renamed
@@ -220,33 +266,41 @@ class Hit(NamedTuple):
 
 
 def _enough(hits: list[Hit]) -> bool:
-    """Does a channel see a chain of distinct fingerprints, weighing at least its minimum, that
-    come in the same order in the text and in the file, no more of them in the file than
-    there are tokens between them in the text?"""
-    by_channel: dict[str, list[Hit]] = defaultdict(list)
+    """Do a file's shared fingerprints make a match? Each channel's heaviest chain (distinct
+    fingerprints in the same order in the text and in the file, no more of them in the file
+    than there are tokens between them in the text) counts, and the channels add up: a copied
+    function with its docstring is evidence in both (of two code readings, the better one).
+    A fingerprint weighs 1/min_exact of its channel when its tag agrees too (an exact copy),
+    else 1/min_matches, times its rarity weight; a match needs 1."""
+    readings: dict[tuple[str, int], list[Hit]] = defaultdict(list)
     for h in hits:
-        by_channel[h.channel.name].append(h)
-    for group in by_channel.values():
-        channel = group[0].channel
-        exact = [h for h in group if h.exact]
-        if _chain(exact, channel, channel.min_exact) or _chain(group, channel, channel.min_matches):
+        readings[h.channel.name, h.reading].append(h)
+    weights: dict[str, float] = defaultdict(float)
+    for (name, _), group in readings.items():
+        weights[name] = max(weights[name], _chain(group, 1.0))
+        if sum(weights.values()) >= 1.0 - 1e-9:
             return True
     return False
 
 
-def _chain(hits: list[Hit], channel: Channel, need: float) -> bool:
-    distinct = sorted({(h.position, h.ordinal, h.value, h.weight) for h in hits})[:CHAIN_LIMIT]
-    if sum({v: w for _, _, v, w in distinct}.values()) < need:
-        return False
-    best = [w for *_, w in distinct]
-    for i, (p, o, v, w) in enumerate(distinct):
+def _chain(hits: list[Hit], need: float) -> float:
+    """The weight of the heaviest ordered chain of `hits` (stops once it reaches `need`)."""
+    channel = hits[0].channel
+    weighed: dict[tuple[int, int, int], float] = {}
+    for h in hits:
+        w = h.weight / (channel.min_exact if h.exact else channel.min_matches)
+        key = (h.position, h.ordinal, h.value)
+        weighed[key] = max(w, weighed.get(key, 0.0))
+    distinct = sorted(weighed.items())[:CHAIN_LIMIT]
+    best = [w for _, w in distinct]
+    for i, ((p, o, v), w) in enumerate(distinct):
         for j in range(max(0, i - CHAIN_REACH), i):
-            q, r, u, _ = distinct[j]
+            (q, r, u), _ = distinct[j]
             if u != v and r < o <= r + (p - q):
                 best[i] = max(best[i], best[j] + w)
-        if best[i] >= need:
-            return True
-    return False
+        if best[i] >= need - 1e-9:
+            return best[i]
+    return max(best, default=0.0)
 
 
 def _regions(file_id: int, hits: list[Hit], similarity: float) -> list[Match]:

@@ -1,10 +1,10 @@
 """Text to token streams that survive reformatting and renaming.
 
-Code (any language, one tokenizer): whitespace, comments and import lines are dropped, string
-and number literals become the classes S and N, keywords, operators, attribute names (after a
-dot) and dunder names stay, and every other identifier is replaced by the distance back to its
-previous occurrence (Baker's parameterised strings), so a consistent renaming gives the same
-stream. The same tokens are also kept as
+Code (any language, one tokenizer): whitespace and comments are dropped, string and number
+literals become the classes S and N, keywords, operators, attribute names (after a dot), dunder
+names and import statements (module and imported names) stay as written, and every other
+identifier is replaced by the distance back to its previous occurrence (Baker's parameterised
+strings), so a consistent renaming gives the same stream. The same tokens are also kept as
 written, for the exact-copy channel. The k-gram hasher turns distances that reach outside a
 k-gram into "new identifier", which keeps each k-gram's hash a function of its own tokens.
 
@@ -22,20 +22,19 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-# Identifiers kept as themselves: keywords and literal names of the common languages. Everything
-# else that looks like a name is a renameable identifier.
+# Identifiers kept as themselves: reserved words and literal names of the common languages.
+# Words that are keywords in one language but ordinary names in most code (SQL's `count`,
+# `values`, `order`; Go's `func`; `type`, `match`, `default`, `end`) are renameable identifiers:
+# a renamed `count = 0` must still match.
 _KEYWORD_LIST = """
-    and as assert async await break case catch class const continue def default del delete do
-    elif else enum except export extends false final finally fn for foreach from func function go
-    goto if impl implements import in instanceof interface is lambda let loop match mod module
-    mut namespace new nil none nonlocal not null or package pass private protected pub public
-    raise readonly return select self static struct super switch synchronized this throw throws
-    true try type typedef typeof union unsafe use using var void volatile where while with yield
-    int long short char bool boolean float double byte string unsigned signed auto sizeof extern
-    register template typename virtual override abstract sealed internal out ref val object
-    begin end then elsif unless until defined undef local global echo fi done esac declare
-    insert into values update set delete create table drop alter join on group by order having
-    limit offset distinct inner outer left right union all exists between like asc desc count
+    and as assert async await break catch class const continue def del do elif else enum except
+    export extends false final finally for foreach from function goto if impl implements
+    import in instanceof interface is lambda let mut namespace new nil none nonlocal not null or
+    pass private protected pub public raise readonly return self static struct super switch
+    synchronized this throw throws true try typedef typeof union unsafe using var void volatile
+    while with yield int long short char bool boolean float double byte unsigned signed sizeof
+    extern typename virtual override abstract sealed case then elsif unless until undef fi esac
+    delete global
 """
 KEYWORDS = frozenset(_KEYWORD_LIST.split())
 
@@ -56,6 +55,7 @@ CODE_PATTERN = re.compile(
 )
 _FENCE, _IMPORTS, _COMMENT, _STRING, _NUMBER, _IDENT, _OP = range(1, 8)
 WORD_PATTERN = re.compile(r"\w+")
+IMPORT_PART = re.compile(r"\w+|[^\s\w]")
 # Notes (comments, docstrings) that mention these are licence boilerplate, not content.
 LICENCE = re.compile(
     r"copyright|licen[cs]e|spdx-|all rights reserved|permission is hereby granted|warranty",
@@ -179,6 +179,16 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
                 notes.append(token)
         elif kind == _NUMBER:
             value, written = NUMBER_CLASS, token_hash(token)
+        elif kind == _IMPORTS:  # module and imported names are nobody's to rename
+            after_dot = False
+            offset = m.start(kind)
+            for part in IMPORT_PART.finditer(token):
+                value = known(part.group()) or token_hash(part.group())
+                values.append(value)
+                dists.append(-1)
+                spans.append((offset + part.start(), offset + part.end()))
+                lexical.append(value)
+            continue
         else:
             after_dot = dotted
             if kind == _COMMENT and notes is not None:

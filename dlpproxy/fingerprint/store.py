@@ -29,10 +29,10 @@ PARAMS = (
         f"{c.name}:k{c.k}w{c.w}d{c.min_distinct}g{c.line_gap}{'r' if c.renames else ''}"
         for c in (CODE, PROSE)
     )
-    + ";norm11"
+    + ";norm12"
 )
 
-# Fingerprints in more files than this (or than 1 in 150 files) are left out as common.
+# Fingerprints in more files than this (or than 1 in 10 files) are left out as common.
 COMMON_MIN_FILES = 30
 
 _SCHEMA = """
@@ -290,5 +290,7 @@ class FingerprintStore:
 
 def common_limit(files: int) -> int:
     """Fingerprints found in more files than this are idioms or boilerplate, not content
-    (fewer shared ones weigh less where the channel says so; identical copies count once)."""
-    return max(COMMON_MIN_FILES, files // 150)
+    (fewer shared ones weigh less where the channel says so; identical copies count once).
+    A tenth of the files: code that a company's many generated clients or plugins share is
+    still the company's code, and the order check keeps scattered idioms from matching."""
+    return max(COMMON_MIN_FILES, files // 10)

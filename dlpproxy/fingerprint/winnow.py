@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dlpproxy.fingerprint.normalise import NUMBER_CLASS, STRING_CLASS, Tokens, token_hash
+from dlpproxy.fingerprint.normalise import STRING_CLASS, Tokens, token_hash
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
@@ -33,7 +33,9 @@ class Channel:
 
     Code fingerprints are selected and looked up by their renaming-proof hash; each carries an
     8-bit tag of the same k-gram hashed as written. A match whose tags agree too is an exact
-    copy, and fewer of those (`min_exact`) make a match than of renamed ones (`min_matches`).
+    copy, and fewer of those (`min_exact`) make a match than of renamed ones (`min_matches`):
+    each weighs 1/min_exact or 1/min_matches, and the channels of one file add up to the 1 a
+    match needs.
     """
 
     name: str
@@ -58,7 +60,9 @@ class Channel:
 CODE = Channel(
     "code", k=15, w=40, min_matches=3, min_exact=2, min_distinct=7, renames=True, line_gap=3
 )
-PROSE = Channel("prose", k=8, w=18, min_matches=1.5, min_exact=1.5, line_gap=2, rarity=1.0)
+PROSE = Channel(
+    "prose", k=8, w=18, min_matches=1.5, min_exact=1.5, min_distinct=4, line_gap=2, rarity=1.0
+)
 
 
 def _powers(k: int, seed: int) -> U64:
@@ -119,6 +123,8 @@ def kgram_hashes(tokens: Tokens, channel: Channel) -> tuple[U64, U64]:
         plain = _polynomial(lexical, powers)
         written[begin : begin + len(plain)] = plain
         if not channel.renames:
+            if channel.min_distinct:  # a run of numbers or one repeated word is not prose
+                plain[_distinct(lexical) < channel.min_distinct] = SKIPPED
             keys[begin : begin + len(plain)] = plain
             continue
         dists = sliding_window_view(tokens.dists[begin:stop], k)
@@ -135,11 +141,12 @@ def kgram_hashes(tokens: Tokens, channel: Channel) -> tuple[U64, U64]:
 
 def _flat_keys(grams: npt.NDArray[np.uint64], lexical: npt.NDArray[np.uint64], plain: U64,
                channel: Channel) -> U64:  # fmt: skip
-    """Keys of k-grams with too little variety once renamed: their literals as written (a
-    table of strings survives renaming), else the whole k-gram as written, else SKIPPED."""
+    """Keys of k-grams with too little variety once renamed: their string literals as written
+    (a table of strings survives renaming), else the whole k-gram as written, else SKIPPED.
+    Number literals do not make a k-gram specific enough to be matched whatever its names:
+    numbered constants (`A = 1`, `B = 2`, ...) are everywhere."""
     powers, _ = _params(channel)
-    literal = (grams == STRING_CLASS) | (grams == NUMBER_CLASS)
-    semi = np.where(literal, lexical, grams)
+    semi = np.where(grams == STRING_CLASS, lexical, grams)
     keys = _polynomial(semi, powers)
     still = _distinct(semi) < channel.min_distinct
     keys[still] = plain[still]

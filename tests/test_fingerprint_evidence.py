@@ -1,0 +1,98 @@
+"""How much shared evidence makes a match: channels adding up, import blocks, fingerprints that
+many company files share, and what stays below the bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dlpproxy.fingerprint.indexer import index_paths
+from dlpproxy.fingerprint.matcher import MemoryIndex
+from dlpproxy.fingerprint.store import COMMON_MIN_FILES, FingerprintStore, common_limit
+from tests.test_fingerprint_samples import GAME, LEDGER
+
+MB = 1024 * 1024
+
+RATES = '''"""Settlement dates for the Helios billing platform (internal)."""
+
+
+def settlement_day(region, calendar, ledger):
+    """Settlement waits until the clearing house of the region has closed its books."""
+    day = calendar.next_business_day(region.clearing_close, offset=2)
+    return ledger.book(day, region.currency)
+'''
+
+IMPORTS = """from helios.billing.ledger import reconcile_batch, dunning_level, export_journal
+from helios.billing.rates import settlement_day, clearing_calendar
+from helios.payments.gateway import PaymentGateway, GatewayTimeout
+from helios.payments.refunds import RefundPolicy, refund_window
+from helios.reporting.journal import JournalWriter
+"""
+
+SERVICE = (
+    IMPORTS
+    + """
+
+def close_day(batch, statement, writer):
+    settled, pending = reconcile_batch(batch.invoices, statement.lines)
+    return export_journal(settled, JournalWriter(writer)), pending
+"""
+)
+
+
+def index_of(tmp_path: Path, files: dict[str, str]) -> MemoryIndex:
+    root = tmp_path / "repo"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    with FingerprintStore(tmp_path / "fp.db", create=True) as store:
+        index_paths(store, [root], "helios", MB)
+        index, _ = store.load()
+    return index
+
+
+@pytest.fixture
+def index(tmp_path) -> MemoryIndex:
+    return index_of(tmp_path, {"rates.py": RATES, "ledger.py": LEDGER, "service.py": SERVICE})
+
+
+def test_a_line_of_code_and_its_docstring_add_up_to_a_match(index):
+    docstring = RATES.index('    """Settlement waits')
+    body = RATES.index("    day =")
+    assert index.match(RATES[docstring:])  # one code and one prose fingerprint together
+    assert index.match(RATES[body:]) == []  # the code line alone is too little
+    assert index.match(RATES[docstring:body]) == []  # so is the docstring alone
+
+
+def test_an_import_block_of_company_modules_is_recognised(index):
+    [match] = index.match("Why does this fail to import?\n\n" + IMPORTS)
+    assert match.matched >= 2
+
+
+def test_imports_of_other_modules_do_not_match(index):
+    other = IMPORTS.replace("helios", "orion").replace("billing", "accounts")
+    assert index.match(other) == []
+    assert index.match(GAME) == []
+
+
+def test_renamed_imported_names_are_not_the_same_import(index):
+    renamed = IMPORTS.replace("reconcile_batch", "match_batch").replace("RefundPolicy", "Rules")
+    renamed = renamed.replace("settlement_day", "value_day").replace("JournalWriter", "Writer")
+    assert index.match(renamed) == []
+
+
+def test_the_common_limit_grows_with_the_index():
+    assert common_limit(10) == COMMON_MIN_FILES
+    assert common_limit(1000) == 100  # a tenth of the files
+
+
+def test_code_that_many_company_files_share_still_counts_below_a_tenth_of_them(tmp_path):
+    # a generated-client style block in 34 files out of 350: more than COMMON_MIN_FILES, but
+    # less than a tenth of the index, so it is still the company's code
+    shared = LEDGER[LEDGER.index("def reconcile_batch") : LEDGER.index("def dunning_level")]
+    files = {f"client/c{i}.py": f"CLIENT_ID = {i}\n\n" + shared for i in range(34)}
+    files |= {f"other/m{i}.py": GAME.replace("Dungeon", f"Dungeon{i}") for i in range(316)}
+    index = index_of(tmp_path, files)
+    assert common_limit(350) >= 34 > COMMON_MIN_FILES
+    assert index.match(shared)
