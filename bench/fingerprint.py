@@ -1,13 +1,14 @@
 """Fingerprint index: detection of indexed code, false matches, indexing speed, lookup, size.
 
     .venv/bin/python bench/fingerprint.py [--fp-snippets 400] [--fp-negatives 3000] [--fp-quick]
+                                          [--fp-seed 20261123]
 
 "Company code" is the source of large installed packages (mitmproxy, textual, rich, pygments,
 spaCy, numpy, ...: about a million lines), indexed with the real `index_paths` into a SQLite
 store in a temporary folder; "company documents" are half of the system's /usr/share/doc texts.
 Detection: random 10-line snippets of the indexed Python files (at least 5 non-blank lines),
 as they are, with identifiers renamed (the whole file renamed with `tokenize`: every name that is
-not a keyword, builtin, attribute or imported name gets a new one, consistently), with lines
+not a keyword, builtin, attribute, dunder or imported name gets a new one, consistently), with lines
 reformatted (tabs for indentation, spacing around commas and `=`, quote style), and both; and
 10-line snippets of the indexed documents. False matches: 10-line snippets of other packages and
 of the standard library (not indexed) and of the other half of /usr/share/doc plus the package
@@ -73,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fp-negatives", type=int, default=3000, help="negatives per set")
     parser.add_argument("--fp-lookups", type=int, default=300, help="timed 2 KB lookups per kind")
     parser.add_argument("--fp-quick", action="store_true", help="small index, for a smoke test")
+    parser.add_argument("--fp-seed", type=int, default=SEED, help="seed of every sample")
 
 
 def _lines(path: Path) -> list[str]:
@@ -101,8 +103,8 @@ def _sample(pool: list[tuple[Path, list[str]]], n: int, rng: random.Random) -> l
 
 
 def renamed(text: str) -> str:
-    """The file with its own names renamed consistently (keywords, builtins, attributes and
-    imported names kept: renaming those would break the code)."""
+    """The file with its own names renamed consistently (keywords, builtins, attributes, dunder
+    names such as `__init__` and imported names kept: renaming those would break the code)."""
     tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     imported: set[str] = set()
     in_import = False
@@ -120,6 +122,8 @@ def renamed(text: str) -> str:
         t = tokens[i]
         after_dot = i > 0 and tokens[i - 1].string == "."
         if t.type != tokenize.NAME or t.string in KEEP or t.string in imported or after_dot:
+            continue
+        if t.string.startswith("__") and t.string.endswith("__"):  # Python's own protocol
             continue
         new = names.setdefault(t.string, f"n{zlib.crc32(t.string.encode()) % 99991}")
         (row, col), (_, end) = t.start, t.end
@@ -366,7 +370,7 @@ def run(args: argparse.Namespace) -> Section:
     n, negatives = args.fp_snippets, args.fp_negatives
     if args.fp_quick:
         n, negatives = min(n, 100), min(negatives, 500)
-    rng = random.Random(SEED)
+    rng = random.Random(args.fp_seed)
     with tempfile.TemporaryDirectory(prefix="dlpproxy-fp-bench-") as tmp:
         print(f"fingerprint: indexing {', '.join(packages)} and /usr/share/doc", flush=True)
         built = _build(Path(tmp), packages)
@@ -404,7 +408,7 @@ def run(args: argparse.Namespace) -> Section:
         }
         public = _with_public(db, detector, public_sets)  # type: ignore[arg-type]
     data = {
-        **built, "packages": list(packages), "other_packages": list(OTHER), "seed": SEED,
+        **built, "packages": list(packages), "other_packages": list(OTHER), "seed": args.fp_seed,
         "index_load_seconds": round(load_s, 2),
         "memory_bytes": int(index.hashes.nbytes + index.owners.nbytes + index.ordinals.nbytes
                             + index.tags.nbytes) if index is not None else 0,
