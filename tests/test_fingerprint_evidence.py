@@ -96,3 +96,27 @@ def test_code_that_many_company_files_share_still_counts_below_a_tenth_of_them(t
     index = index_of(tmp_path, files)
     assert common_limit(350) >= 34 > COMMON_MIN_FILES
     assert index.match(shared)
+
+
+SETTLE = """def settle(invoice, payment):
+    return invoice.book(invoice.open_amount - payment.amount * payment.rate, payment.currency)
+"""
+
+
+def test_the_exact_copy_is_found_among_many_renamed_ones(tmp_path):
+    # ten renamed copies (indexed first) each share its two fingerprints renamed, not enough
+    # for a match; the exact copy (two exact ones) must still be among the files looked at
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for i in range(10):
+        renamed = SETTLE.replace("invoice", f"bill{i}").replace("payment", f"pay{i}")
+        (copies / f"c{i}.py").write_text(renamed, encoding="utf-8")
+    exact = tmp_path / "exact"
+    exact.mkdir()
+    (exact / "settle.py").write_text(SETTLE, encoding="utf-8")
+    with FingerprintStore(tmp_path / "fp.db", create=True) as store:
+        index_paths(store, [copies], "copies", MB)
+        index_paths(store, [exact], "billing", MB)
+        index, files = store.load()
+    [match] = index.match(SETTLE)
+    assert files[match.file_id][1].endswith("settle.py")

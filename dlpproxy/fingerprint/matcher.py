@@ -162,23 +162,28 @@ class MemoryIndex:
 
 
 def _candidates(looked: list[ChannelLookup]) -> I64:
-    """The files whose shared fingerprints could reach a match, counting each distinct one at
-    the most it can weigh (most files share a k-gram or two by chance or idiom: they are
-    dropped before the Python loop); at most MAX_CANDIDATES, those sharing most."""
+    """The files whose shared fingerprints could reach a match: each distinct one counted at
+    what it weighs (exact or renamed, rarity), order not yet checked, so the sum bounds what
+    `_enough` can find (most files share a k-gram or two by chance or idiom: they are dropped
+    before the Python loop); at most MAX_CANDIDATES, those with most evidence."""
     owners: list[I64] = []
     bounds: list[npt.NDArray[np.float64]] = []
     for found in looked:
-        short = stored(found.hashes[found.where]).astype(np.int64)
-        pairs = np.unique(found.files * (1 << 32) + short)
-        files, counts = np.unique(pairs >> 32, return_counts=True)
         channel = found.channel
-        owners.append(files)
-        bounds.append(counts / min(channel.min_exact, channel.min_matches))
+        exact = tags(found.written[found.where]) == found.marks
+        weights = np.where(exact, 1.0 / channel.min_exact, 1.0 / channel.min_matches)
+        weights /= found.spread.astype(np.float64) ** channel.rarity
+        pairs = found.files * (1 << 32) + stored(found.hashes[found.where]).astype(np.int64)
+        order = np.lexsort((-weights, pairs))  # per (file, fingerprint) the heaviest first
+        pairs, weights = pairs[order], weights[order]
+        first = np.flatnonzero(np.diff(pairs, prepend=-1) != 0)
+        owners.append(pairs[first] >> 32)
+        bounds.append(weights[first])
     if not owners:
         return np.zeros(0, np.int64)
     files, at = np.unique(np.concatenate(owners), return_inverse=True)
     evidence = np.bincount(at, weights=np.concatenate(bounds))
-    enough = evidence >= 1.0
+    enough = evidence >= 1.0 - 1e-9
     files, evidence = files[enough], evidence[enough]
     if len(files) > MAX_CANDIDATES:  # bounds the time per prompt
         files = files[np.argsort(-evidence, kind="stable")[:MAX_CANDIDATES]]
