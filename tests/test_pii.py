@@ -8,6 +8,8 @@ import asyncio
 import logging
 import random
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -201,6 +203,23 @@ def test_build_and_scan_work_offline_without_warnings(
     findings = detector.detect("mail park.sj@mail.example.co.kr, 카드 4539-1488-0343-6467")
     assert [f.type for f in findings] == ["email", "credit_card"]
     assert [r.getMessage() for r in caplog.records if r.levelno > logging.INFO] == []
+
+
+def test_servers_log_no_presidio_chatter_at_info() -> None:
+    """A server logs at INFO (the gateway; mitmproxy's log): importing and building the pii
+    detector there adds no presidio line (its import-time device probe logs at INFO)."""
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')\n"
+        "from dlpproxy.detect import build_detector\n"
+        "from dlpproxy.settings import Settings\n"
+        "det = build_detector('pii', Settings())\n"
+        "print(len(det.detect('mail park.sj@mail.example.co.kr')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "1"
+    assert "presidio" not in done.stderr, done.stderr
 
 
 def test_missing_spacy_pipeline_is_a_detector_error() -> None:

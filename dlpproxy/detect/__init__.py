@@ -7,6 +7,7 @@ a run that needs only the secrets rules never imports presidio or spaCy.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 
 from dlpproxy.detect.base import Detector
@@ -31,6 +32,13 @@ DESCRIPTIONS: dict[str, str] = {
     "classifier": "source code, meeting notes, data exports (ONNX model in models/)",
     "fingerprint": "the company's own code and documents (index built by `dlpproxy index add`)",
 }
+
+# presidio probes for a GPU when imported and logs the answer at INFO, a line in every server's
+# log before any of ours; an unconfigured presidio logger starts at WARNING (where
+# `pii._quiet_presidio` leaves it too), a site that set its own level keeps it.
+_PRESIDIO_LOG = logging.getLogger("presidio-analyzer")
+if _PRESIDIO_LOG.level == logging.NOTSET:
+    _PRESIDIO_LOG.setLevel(logging.WARNING)
 
 
 def build_detector(name: str, settings: Settings) -> Detector:
