@@ -120,3 +120,21 @@ def test_the_exact_copy_is_found_among_many_renamed_ones(tmp_path):
         index, files = store.load()
     [match] = index.match(SETTLE)
     assert files[match.file_id][1].endswith("settle.py")
+
+
+POLICY = """Travel above the agreed rate needs the written consent of a regional director.
+Receipts for hotel nights must be uploaded within ten days of the return flight.
+Meals with clients count against the department budget, never the project budget.
+Train tickets in first class are allowed for journeys longer than four hours.
+Mileage is refunded at the rate the works council agreed for the current year.
+"""
+
+
+def test_lines_of_a_document_in_another_order_still_count_for_something(tmp_path):
+    index = index_of(tmp_path, {"travel-policy.md": POLICY})
+    lines = POLICY.splitlines()
+    # each line is one fingerprint of this document alone; out of order they are no chain,
+    # but three of them together are still enough, two are not
+    assert index.match("\n".join([lines[3], lines[1], lines[0]]))
+    assert index.match("\n".join([lines[3], lines[1]])) == []
+    assert index.match("\n".join(lines[0:2]))  # two in order are a chain

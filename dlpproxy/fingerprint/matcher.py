@@ -41,6 +41,10 @@ MERGE_GAP = 400
 # few matches before it; only this many candidate files (those sharing most) are looked at.
 CHAIN_LIMIT = 64
 CHAIN_REACH = 8
+# Shared fingerprints outside a file's chain still weigh this share: a line the file repeats
+# (it keeps the first place of a fingerprint only) or a paragraph moved is out of order, so
+# weaker evidence than a chain, but evidence.
+OUT_OF_ORDER = 1 / 3
 MAX_CANDIDATES = 8
 _TRIPLE_QUOTE = re.compile(r'"""|\'\'\'')
 _OPENS_STRING = re.compile(r"(^|[=(\[{,:]|\breturn)\s*[rRbBuUfF]{0,2}$")
@@ -273,10 +277,11 @@ class Hit(NamedTuple):
 def _enough(hits: list[Hit]) -> bool:
     """Do a file's shared fingerprints make a match? Each channel's heaviest chain (distinct
     fingerprints in the same order in the text and in the file, no more of them in the file
-    than there are tokens between them in the text) counts, and the channels add up: a copied
-    function with its docstring is evidence in both (of two code readings, the better one).
-    A fingerprint weighs 1/min_exact of its channel when its tag agrees too (an exact copy),
-    else 1/min_matches, times its rarity weight; a match needs 1."""
+    than there are tokens between them in the text) counts, the channel's other shared
+    fingerprints a third, and the channels add up: a copied function with its docstring is
+    evidence in both (of two code readings, the better one). A fingerprint weighs 1/min_exact
+    of its channel when its tag agrees too (an exact copy), else 1/min_matches, times its
+    rarity weight; a match needs 1."""
     readings: dict[tuple[str, int], list[Hit]] = defaultdict(list)
     for h in hits:
         readings[h.channel.name, h.reading].append(h)
@@ -289,7 +294,8 @@ def _enough(hits: list[Hit]) -> bool:
 
 
 def _chain(hits: list[Hit], need: float) -> float:
-    """The weight of the heaviest ordered chain of `hits` (stops once it reaches `need`)."""
+    """The evidence of one reading: its heaviest chain in the file's order (stops once that
+    reaches `need`), plus OUT_OF_ORDER of what its other shared fingerprints weigh."""
     channel = hits[0].channel
     weighed: dict[tuple[int, int, int], float] = {}
     for h in hits:
@@ -305,7 +311,11 @@ def _chain(hits: list[Hit], need: float) -> float:
                 best[i] = max(best[i], best[j] + w)
         if best[i] >= need - 1e-9:
             return best[i]
-    return max(best, default=0.0)
+    chain = max(best, default=0.0)
+    shared: dict[int, float] = {}
+    for (_, _, v), w in distinct:
+        shared[v] = max(w, shared.get(v, 0.0))
+    return chain + OUT_OF_ORDER * max(0.0, sum(shared.values()) - chain)
 
 
 def _regions(file_id: int, hits: list[Hit], similarity: float) -> list[Match]:
