@@ -7,7 +7,13 @@ import random
 import numpy as np
 import pytest
 
-from dlpproxy.fingerprint.normalise import Tokens, code_tokens, notes_text, prose_tokens
+from dlpproxy.fingerprint.normalise import (
+    Tokens,
+    code_tokens,
+    notes_text,
+    prose_tokens,
+    without_licences,
+)
 from dlpproxy.fingerprint.winnow import (
     CODE,
     PROSE,
@@ -257,3 +263,16 @@ def test_a_paste_of_whole_lines_holds_the_fingerprints_of_its_lines_whatever_its
     inside = [p for p in kept.tolist() if p >= first]
     assert len(inside) >= 3
     assert set(stored(hashes[inside]).tolist()) <= looked_up
+
+
+def test_the_zlib_licence_paragraphs_of_a_document_are_boilerplate():
+    text = (
+        "Build notes for the Helios codec.\n\n"
+        "This software is provided 'as-is', without any express or implied warranty.\n\n"
+        "2. Altered source versions must be plainly marked as such, and must not be\n"
+        "misrepresented as being the original software.\n\n"
+        "Run make twice after changing the tables."
+    )
+    kept = without_licences(text)
+    assert "Build notes" in kept and "make twice" in kept
+    assert "warranty" not in kept and "Altered" not in kept

@@ -67,7 +67,8 @@ LICENCE_TEXT = re.compile(
     r"permission is hereby granted|redistribution and use in source|all rights reserved"
     r"|spdx-license-identifier|licensed under the|without warranties|merchantability"
     r"|this program is free software|gnu (lesser |library )?general public licen[cs]e"
-    r"|without fee is hereby granted|above copyright notice|disclaims? all warranties",
+    r"|without fee is hereby granted|above copyright notice|disclaims? all warranties"
+    r"|express or implied warranty|altered source versions must be plainly marked",
     re.IGNORECASE,
 )
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")

@@ -29,7 +29,7 @@ PARAMS = (
         f"{c.name}:k{c.k}w{c.w}d{c.min_distinct}g{c.line_gap}{'r' if c.renames else ''}"
         for c in (CODE, PROSE)
     )
-    + ";norm12"
+    + ";norm13"
 )
 
 # Fingerprints in more files than this (or than 1 in 10 files) are left out as common.
