@@ -276,3 +276,18 @@ def test_the_zlib_licence_paragraphs_of_a_document_are_boilerplate():
     kept = without_licences(text)
     assert "Build notes" in kept and "make twice" in kept
     assert "warranty" not in kept and "Altered" not in kept
+
+
+def test_kgrams_made_mostly_of_strings_are_keyed_by_their_wording():
+    def options(var: str, flags: tuple[str, str, str]) -> str:
+        return "\n".join(
+            f'{var}.add_argument("{f}", action="store_true", help="{f[2:]} the table")'
+            for f in flags
+        )
+
+    ours = code_tokens(options("parser", ("--merge", "--split", "--audit")))
+    renamed = code_tokens(options("p", ("--merge", "--split", "--audit")))
+    other = code_tokens(options("parser", ("--fast", "--best", "--quiet")))
+    keys, _ = kgram_hashes(ours, CODE)
+    assert np.array_equal(keys, kgram_hashes(renamed, CODE)[0])  # renaming keeps strings
+    assert not set(keys.tolist()) & set(kgram_hashes(other, CODE)[0].tolist())

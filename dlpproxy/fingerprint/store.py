@@ -20,7 +20,7 @@ import numpy as np
 
 from dlpproxy.errors import DlpError
 from dlpproxy.fingerprint.matcher import MemoryIndex
-from dlpproxy.fingerprint.winnow import CODE, PROSE, U8, U32
+from dlpproxy.fingerprint.winnow import CODE, PROSE, STRINGS_AS_WRITTEN, U8, U32
 
 SCHEMA_VERSION = 1
 # Any change to tokenising or hashing changes the fingerprints: such a store must be rebuilt.
@@ -29,7 +29,7 @@ PARAMS = (
         f"{c.name}:k{c.k}w{c.w}d{c.min_distinct}g{c.line_gap}{'r' if c.renames else ''}"
         for c in (CODE, PROSE)
     )
-    + ";norm13"
+    + f";norm14s{STRINGS_AS_WRITTEN}"
 )
 
 # Fingerprints in more files than this (or than 1 in 10 files) are left out as common.

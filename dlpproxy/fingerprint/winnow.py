@@ -22,6 +22,9 @@ U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
 U8 = npt.NDArray[np.uint8]
 _CHUNK = 1 << 15  # k-grams hashed per numpy block (bounds the memory of huge files)
+# A code k-gram with this many string literals is keyed by them as written (renaming keeps
+# literals; an option table or a call with messages is generic once its strings are classes).
+STRINGS_AS_WRITTEN = 3
 # The hash of a k-gram too repetitive to count: never looked up, never stored.
 SKIPPED = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -132,6 +135,10 @@ def kgram_hashes(tokens: Tokens, channel: Channel) -> tuple[U64, U64]:
         values = sliding_window_view(tokens.values[begin:stop], k)
         grams = np.where(dists < 0, values, ids[np.clip(inside, 0, k)])
         block = _polynomial(grams, powers)
+        strings = np.count_nonzero(grams == STRING_CLASS, axis=1) >= STRINGS_AS_WRITTEN
+        if np.any(strings):  # mostly literals: their wording is what the k-gram says
+            semi = np.where(grams[strings] == STRING_CLASS, lexical[strings], grams[strings])
+            block[strings] = _polynomial(semi, powers)
         flat = np.flatnonzero(_distinct(grams) < channel.min_distinct)
         if len(flat):
             block[flat] = _flat_keys(grams[flat], lexical[flat], plain[flat], channel)
