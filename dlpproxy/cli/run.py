@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 from dlpproxy.settings import Settings, default_audit_db, default_ca_dir
 
 HELP = "run the forward proxy that inspects AI traffic"
-ADDON = Path(__file__).resolve().parent.parent / "proxy" / "addon.py"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,39 +33,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="OPTION=VALUE", help="any mitmproxy option"
     )
+    parser.add_argument(
+        "--mitmproxy-addons", choices=("lean", "all"), default="lean",
+        help="mitmproxy's addons: only those a DLP proxy needs (default), or all of mitmdump's"
+        " (flow saving, replay, map local/remote, ...)",
+    )  # fmt: skip
 
 
-def mitmdump_args(args: argparse.Namespace) -> list[str]:
-    """The mitmdump command line for these arguments (also used by the tests)."""
-    argv = [
-        "--listen-host", args.host, "--listen-port", str(args.port), "-s", str(ADDON),
-        "--set", f"confdir={args.ca_dir}", "--set", f"dlp_policy={args.policy}",
-        "--set", f"dlp_rules={args.rules}", "--set", f"dlp_audit_db={args.audit_db}",
-        "--set", f"dlp_services={args.rules / 'ai-services.yaml'}",
-        "--set", f"dlp_users={args.rules / 'users.yaml'}",
-        "--set", f"dlp_retention_days={args.retention_days}",
-        "--set", "flow_detail=0",
-    ]  # fmt: skip
+def proxy_options(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """mitmproxy and dlpproxy option values for these arguments, and the `--set` items (which
+    mitmproxy applies last)."""
+    settings: dict[str, Any] = {
+        "listen_host": args.host, "listen_port": args.port, "confdir": str(args.ca_dir),
+        "dlp_policy": str(args.policy), "dlp_rules": str(args.rules),
+        "dlp_audit_db": str(args.audit_db), "dlp_services": str(args.rules / "ai-services.yaml"),
+        "dlp_users": str(args.rules / "users.yaml"),
+        "dlp_retention_days": str(args.retention_days),
+    }  # fmt: skip
+    if args.mitmproxy_addons == "all":
+        settings["flow_detail"] = 0  # mitmdump's flow printer: the audit store has the flows
     if args.upstream:
-        argv += ["--mode", f"upstream:{args.upstream}"]
+        settings["mode"] = [f"upstream:{args.upstream}"]
     if args.detectors:
-        argv += ["--set", f"dlp_detectors={args.detectors}"]
+        settings["dlp_detectors"] = args.detectors
     if args.identity_header:
-        argv += ["--set", f"dlp_identity_header={args.identity_header}"]
+        settings["dlp_identity_header"] = args.identity_header
     if args.proxyauth:
-        argv += ["--proxyauth", args.proxyauth]
+        settings["proxyauth"] = args.proxyauth
     if args.ssl_insecure:
-        argv += ["--ssl-insecure"]
-    for item in args.set:
-        argv += ["--set", item]
-    return argv
+        settings["ssl_insecure"] = True
+    return settings, list(args.set)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mitmproxy.tools.main import mitmdump
+    from mitmproxy.exceptions import OptionsError
+
+    from dlpproxy.proxy.addon import DlpAddon
+    from dlpproxy.proxy.master import run_master
 
     args.ca_dir.mkdir(parents=True, exist_ok=True)
     where = f"{args.host}:{args.port}"
     print(f"dlpproxy: listening on {where}; CA in {args.ca_dir}; audit {args.audit_db}")
-    mitmdump(mitmdump_args(args))
+    settings, sets = proxy_options(args)
+    try:
+        run_master(settings, sets, args.mitmproxy_addons, lambda: [DlpAddon()])
+    except OptionsError as exc:
+        print(f"dlpproxy run: {exc}", file=sys.stderr)
+        return 2
     return 0
