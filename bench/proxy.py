@@ -41,7 +41,7 @@ from bench.proxy_stack import ProxyStartError, Setup, Stack, cpu_seconds, rss_mb
 from bench.report import Section
 from bench.speed import p50_p99
 
-SETUPS = ("direct", "mitmproxy", "dlpproxy")
+SETUPS = ("direct", "mitmproxy", "dlpproxy", "dlpproxy-all")
 INCIDENT_HEADER = "x-dlpproxy-incident"
 PROMPT_BYTES = 2048
 CLEAN = (
@@ -96,7 +96,7 @@ def make_jobs(count: int, start: int, seed: int = 3) -> list[Job]:
 
 def expected(setup: Setup, job: Job) -> str:
     """dlpproxy answers a key-bearing prompt itself; everything else comes back echoed."""
-    return "blocked" if setup.name == "dlpproxy" and job.kind == "key" else "echo"
+    return "blocked" if setup.name.startswith("dlpproxy") and job.kind == "key" else "echo"
 
 
 def outcome(answer: httpx.Response, job: Job) -> str:

@@ -17,7 +17,8 @@ COMPARISON_HEADERS = (
     "clients", "dlpproxy - mitmproxy p50 / p99 ms", "dlpproxy / mitmproxy p50 / p99",
     "dlpproxy / mitmproxy req/s", "dlpproxy - direct p50 / p99 ms",
     "mitmproxy - direct p50 / p99 ms", "mitmproxy / direct req/s",
-    "dlpproxy - mitmproxy CPU ms/request",
+    "dlpproxy - mitmproxy CPU ms/request", "dlpproxy-all - mitmproxy p50 / p99 ms",
+    "dlpproxy-all - mitmproxy CPU ms/request",
 )  # fmt: skip
 LATENCY_HEADERS = (
     "clients", "setup", "requests", "errors", "wrong answers", "p50 ms", "p99 ms", "req/s",
@@ -97,9 +98,21 @@ def comparison_rows(runs: Sequence[Run]) -> list[list[object]]:
             _pair(d.p50 - p.p50, d.p99 - p.p99, "+.1f"),
             _pair(m.p50 - p.p50, m.p99 - p.p99, "+.1f"),
             f"{m.rps / p.rps:.2f}",
-            "-" if d.cpu_ms is None or m.cpu_ms is None else f"{d.cpu_ms - m.cpu_ms:+.2f}",
+            _cpu_added(d, m),
+            *_beside(setups.get("dlpproxy-all"), m),
         ])  # fmt: skip
     return rows
+
+
+def _cpu_added(a: Run, m: Run) -> str:
+    return "-" if a.cpu_ms is None or m.cpu_ms is None else f"{a.cpu_ms - m.cpu_ms:+.2f}"
+
+
+def _beside(a: Run | None, m: Run) -> list[str]:
+    """dlpproxy with mitmdump's whole addon set against plain mitmproxy ("-" when not run)."""
+    if a is None:
+        return ["-", "-"]
+    return [_pair(a.p50 - m.p50, a.p99 - m.p99, "+.1f"), _cpu_added(a, m)]
 
 
 def verdict(
@@ -117,6 +130,11 @@ def verdict(
                 f" {added:+.1f} ms"
                 f" ({'met' if added <= limit_ms else 'NOT met'}: target <= {limit_ms:.0f} ms)"
             )
+            if (full := setups.get("dlpproxy-all")) is not None:
+                lines.append(
+                    f"  (with mitmdump's whole addon set, `--mitmproxy-addons all`:"
+                    f" {full.p99 - setups['mitmproxy'].p99:+.1f} ms)"
+                )
     failures = sum(r.errors + r.wrong for r in runs) + sum(
         phase["errors"] + phase["wrong"] for phase in grown.values()
     )
@@ -174,7 +192,9 @@ def render(data: dict[str, Any], note: str) -> str:
         note,
         "Client-side latency per request and requests per second:",
         table(LATENCY_HEADERS, latency),
-        "dlpproxy beside plain mitmproxy (same options, no inspection) and direct requests:",
+        "dlpproxy beside plain mitmproxy (mitmdump, same options, no inspection) and direct"
+        " requests; dlpproxy-all is dlpproxy with mitmdump's whole addon set"
+        " (`--mitmproxy-addons all`) instead of the lean set `dlpproxy run` loads:",
         table(COMPARISON_HEADERS, comparison_rows(runs)),
         "Median (ms) by prompt kind, dlpproxy (plain mitmproxy): e-mail prompts are redacted and"
         " restored, key prompts are answered by dlpproxy without reaching the upstream:",

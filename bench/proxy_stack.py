@@ -187,7 +187,7 @@ class Stack:
         upstream, up, ca = start_upstream(self.folder)
         self.procs.append(upstream)
         route = f"{HOST}=127.0.0.1:{up}"
-        plain_port, dlp_port = _free_port(), _free_port()
+        plain_port, dlp_port, all_port = _free_port(), _free_port(), _free_port()
         plain = [
             sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
             "--listen-host", "127.0.0.1", "--listen-port", str(plain_port),
@@ -200,9 +200,18 @@ class Stack:
             "--ca-dir", str(self.folder / "ca-dlp"), "--audit-db", str(self.folder / "audit.db"),
             "--ssl-insecure", "--set", f"dlp_resolve={route}",
         ]  # fmt: skip
+        # the same with mitmdump's whole addon set, to show what the lean set saves
+        dlp_all = [
+            sys.executable, "-m", "dlpproxy", "run", "--port", str(all_port),
+            "--ca-dir", str(self.folder / "ca-dlp-all"),
+            "--audit-db", str(self.folder / "audit-all.db"),
+            "--ssl-insecure", "--set", f"dlp_resolve={route}", "--mitmproxy-addons", "all",
+        ]  # fmt: skip
+        ready = "dlpproxy ready"
         pids = {
             "mitmproxy": self._proxy("mitmproxy", plain, plain_port, "proxy listening", timeout),
-            "dlpproxy": self._proxy("dlpproxy", dlp, dlp_port, "dlpproxy ready", timeout),
+            "dlpproxy": self._proxy("dlpproxy", dlp, dlp_port, ready, timeout),
+            "dlpproxy-all": self._proxy("dlpproxy-all", dlp_all, all_port, ready, timeout),
         }
         url = f"https://{HOST}{PATH}"
         return {
@@ -214,6 +223,11 @@ class Stack:
             "dlpproxy": Setup(
                 "dlpproxy", url, f"http://127.0.0.1:{dlp_port}",
                 _trusting(self.folder / "ca-dlp" / "mitmproxy-ca-cert.pem"), pids["dlpproxy"],
+            ),
+            "dlpproxy-all": Setup(
+                "dlpproxy-all", url, f"http://127.0.0.1:{all_port}",
+                _trusting(self.folder / "ca-dlp-all" / "mitmproxy-ca-cert.pem"),
+                pids["dlpproxy-all"],
             ),
         }  # fmt: skip
 

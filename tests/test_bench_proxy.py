@@ -148,8 +148,14 @@ def test_comparison_gives_added_ms_and_ratios_against_mitmproxy_and_direct():
     ]
     assert comparison_rows(runs) == [
         ["50", "+5.0 / +10.0", "1.25 / 1.20", "0.75", "+21.0 / +50.0", "+16.0 / +40.0", "0.50",
-         "+3.50"]
+         "+3.50", "-", "-"]
     ]  # fmt: skip
+    runs.append(figures("dlpproxy-all", 50, 30.0, 75.0, 120.0, 7.25))
+    assert comparison_rows(runs)[0][-2:] == ["+10.0 / +25.0", "+4.75"]
+    assert verdict(runs, {})[:2] == [
+        "- added p99 over plain mitmproxy at 50 clients: +10.0 ms (met: target <= 20 ms)",
+        "  (with mitmdump's whole addon set, `--mitmproxy-addons all`: +25.0 ms)",
+    ]
 
 
 def test_target_is_judged_on_the_most_clients():
