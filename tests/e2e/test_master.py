@@ -81,3 +81,17 @@ def test_a_broken_policy_stops_the_start_with_the_file_named(tmp_path: Path) -> 
     done = _run(tmp_path, "--policy", str(policy))
     assert done.returncode == 2
     assert str(policy) in done.stderr and "mapping" in done.stderr
+
+
+def test_scripts_still_load_with_the_lean_set(tmp_path: Path, upstream: FakeAIService) -> None:
+    """`--set scripts=...` (mitmproxy's script loader is kept): a site's own addon runs beside
+    dlpproxy's and sees the prompts dlpproxy let through."""
+    script = tmp_path / "tag.py"
+    script.write_text("def request(flow):\n    flow.request.headers['x-site-addon'] = 'seen'\n")
+    running = start_proxy(tmp_path / "proxy", upstream.port, ["--set", f"scripts={script}"])
+    try:
+        with running.client() as client:
+            assert _ask(client, "What is the capital of France?").status_code == 200
+        assert upstream.received[-1]["headers"].get("x-site-addon") == "seen"
+    finally:
+        running.stop()
