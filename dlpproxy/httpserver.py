@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
@@ -70,9 +71,10 @@ class HttpServer:
     def __init__(
         self, handler: Handler, host: str = "127.0.0.1", port: int = 0,
         max_body_bytes: int = 10 * 1024 * 1024, idle_timeout_s: float = 60.0,
-        refusal: Refusal | None = None,
+        refusal: Refusal | None = None, tls: ssl.SSLContext | None = None,
     ) -> None:  # fmt: skip
         self.handler = handler
+        self.tls = tls  # HTTPS when given (a server-side context with its certificate loaded)
         self.refusal: Refusal = refusal or (lambda _target, status, msg, kind: json_error(
             status, msg, kind))  # fmt: skip
         self.host = host
@@ -83,7 +85,9 @@ class HttpServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._connection, self.host, self.port)
+        self._server = await asyncio.start_server(
+            self._connection, self.host, self.port, ssl=self.tls
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def serve_forever(self) -> None:

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--new-key", metavar="APP", help="mint a key for APP: print it once, and its yaml line"
     )
     parser.add_argument("--groups", default="", help="with --new-key: the app's groups, g1,g2")
+    parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this PEM certificate")
+    parser.add_argument("--tls-key", type=Path, help="... and this PEM private key")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -49,9 +51,13 @@ def run(args: argparse.Namespace) -> int:
         print("add this line under 'keys:' in gateway.yaml (it holds only the key's hash):")
         print(line)
         return 0
-    from dlpproxy.gateway.server import build_gateway, serve
+    from dlpproxy.gateway.server import build_gateway, serve, tls_context
 
     host, port = parse_listen(args.listen)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise DlpError("--tls-cert and --tls-key go together")
+    tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
+    scheme = "https" if tls else "http"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request: the audit has them
     gateway = build_gateway(args.config, args.policy, args.audit_db, args.detectors)
@@ -60,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
     def ready(server: object) -> None:
         bound = getattr(server, "port", port)
         print(
-            f"dlpproxy gateway listening on http://{host}:{bound}/v1 (providers: {names}; "
+            f"dlpproxy gateway listening on {scheme}://{host}:{bound}/v1 (providers: {names}; "
             f"policy {args.policy}; audit {args.audit_db})",
             flush=True,
         )
 
-    asyncio.run(serve(gateway, host, port, ready))
+    asyncio.run(serve(gateway, host, port, ready, tls=tls))
     return 0

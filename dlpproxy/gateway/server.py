@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from dlpproxy.audit import AuditWriter, audit_salt
 from dlpproxy.engine import Engine
+from dlpproxy.errors import DlpError
 from dlpproxy.gateway.app import Gateway
 from dlpproxy.gateway.config import load_gateway_config
 from dlpproxy.gateway.formats import error, style_of
@@ -40,13 +42,29 @@ def build_gateway(
     return Gateway(gateway_config, holder, Inspector(Engine(settings), salt), writer)
 
 
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server-side TLS context (TLS 1.2 or later) from PEM files; DlpError naming the file and
+    the problem when they cannot be used."""
+    for what, path in (("certificate", cert), ("key", key)):
+        if not path.is_file():
+            raise DlpError(f"TLS {what} {path}: no such file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise DlpError(f"TLS certificate {cert} with key {key}: {exc}") from None
+    return context
+
+
 async def serve(
     gateway: Gateway, host: str, port: int, ready: Callable[[HttpServer], None] | None = None,
-    stop: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None, tls: ssl.SSLContext | None = None,
 ) -> None:  # fmt: skip
-    """Serve until `stop` is set (or SIGINT/SIGTERM when run from the command line)."""
+    """Serve until `stop` is set (or SIGINT/SIGTERM when run from the command line); HTTPS
+    with `tls` (see `tls_context`)."""
     limit = max(READ_LIMIT, gateway.policy.current().max_body_bytes + 1024 * 1024)
-    server = HttpServer(gateway.handle, host, port, max_body_bytes=limit, refusal=_refusal)
+    server = HttpServer(gateway.handle, host, port, max_body_bytes=limit, refusal=_refusal, tls=tls)
     await server.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
