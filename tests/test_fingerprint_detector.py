@@ -21,6 +21,7 @@ from tests.test_fingerprint_samples import (
     MEMO,
     OTHER_PROSE,
     company_tree,
+    distinct_note,
     renamed_ledger,
 )
 
@@ -170,8 +171,8 @@ def test_a_quote_shared_by_several_documents_weighs_less_than_one_of_a_single_do
     for copies in (1, 3):
         root = tmp_path / f"docs{copies}"
         root.mkdir()
-        for i in range(copies):  # the same memo under other headings: no identical copies
-            (root / f"m{i}.md").write_text(f"Draft {i} of the minutes\n\n" + MEMO, "utf-8")
+        for i in range(copies):  # different documents that all quote the memo
+            (root / f"m{i}.md").write_text(distinct_note(i) + "\n\n" + MEMO, "utf-8")
         with FingerprintStore(tmp_path / f"fp{copies}.db", create=True) as store:
             index_paths(store, [root], "legal", 1024 * 1024)
         detector = FingerprintDetector(tmp_path / f"fp{copies}.db")

@@ -10,7 +10,7 @@ import pytest
 from dlpproxy.fingerprint.indexer import index_paths
 from dlpproxy.fingerprint.matcher import MemoryIndex
 from dlpproxy.fingerprint.store import COMMON_MIN_FILES, FingerprintStore, common_limit
-from tests.test_fingerprint_samples import GAME, LEDGER
+from tests.test_fingerprint_samples import GAME, LEDGER, MEMO, distinct_note
 
 MB = 1024 * 1024
 
@@ -42,6 +42,7 @@ def close_day(batch, statement, writer):
 
 
 def index_of(tmp_path: Path, files: dict[str, str]) -> MemoryIndex:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     root = tmp_path / "repo"
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -138,3 +139,14 @@ def test_lines_of_a_document_in_another_order_still_count_for_something(tmp_path
     assert index.match("\n".join([lines[3], lines[1], lines[0]]))
     assert index.match("\n".join([lines[3], lines[1]])) == []
     assert index.match("\n".join(lines[0:2]))  # two in order are a chain
+
+
+def test_near_copies_of_a_document_count_once_when_weighing_a_quote(tmp_path):
+    quote = "\n".join(MEMO.splitlines()[2:4])
+    edited = MEMO.replace("eleven percent", "nine percent")  # a later version of the memo
+    near = index_of(tmp_path / "near", {"minutes-v1.md": MEMO, "minutes-v2.md": edited})
+    assert near.match(quote)
+    # three different documents that quote the same lines make them common: less weight
+    files = {f"note{i}.md": distinct_note(i) + "\n\n" + quote + "\n" for i in range(3)}
+    shared = index_of(tmp_path / "shared", files | {"minutes.md": MEMO})
+    assert shared.match(quote) == []

@@ -153,3 +153,37 @@ def company_tree(root: Path) -> Path:
     (root / "api_pb2.py").write_text(GAME, encoding="utf-8")
     (root / "LICENSE").write_text(OTHER_PROSE, encoding="utf-8")
     return root
+
+
+_VOCABULARY_WORDS = """
+    account audit balance batch budget cache channel client cluster column commit contract
+    cursor customer deadline delta device digest entry export factor feature filter forecast
+    gateway grant header index invoice journal kernel ledger limit margin matrix member metric
+    module network offset option order packet payload period pipeline policy quota record
+    region report request result revenue route sample schema segment sensor session shard
+    signal source status stream supplier table tariff tenant ticket timer token trace vendor
+    volume wafer window worker
+"""
+_VOCABULARY = tuple(_VOCABULARY_WORDS.split())
+
+
+def distinct_module(seed: int, functions: int = 40) -> str:
+    """Python code of its own: attribute names (kept as written) drawn at random, so no two
+    seeds share more than a chance k-gram."""
+    import random
+
+    rng = random.Random(seed)
+    words = lambda n: rng.sample(_VOCABULARY, n)  # noqa: E731
+    out = []
+    for i in range(functions):
+        a, b, c, d = words(4)
+        out.append(f"def step_{i}(x, y):\n    return x.{a}(y.{b}) + x.{c}.{d}(y)\n")
+    return "\n".join(out)
+
+
+def distinct_note(seed: int, sentences: int = 40) -> str:
+    """Prose of its own: sentences of words drawn at random."""
+    import random
+
+    rng = random.Random(seed)
+    return "\n".join(" ".join(rng.sample(_VOCABULARY, 12)) + "." for _ in range(sentences))

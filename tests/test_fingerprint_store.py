@@ -14,7 +14,7 @@ import pytest
 from dlpproxy.fingerprint import indexer
 from dlpproxy.fingerprint.indexer import index_paths
 from dlpproxy.fingerprint.store import COMMON_MIN_FILES, FingerprintStore, FingerprintStoreError
-from tests.test_fingerprint_samples import GAME, LEDGER, MEMO, company_tree
+from tests.test_fingerprint_samples import GAME, LEDGER, MEMO, company_tree, distinct_module
 
 MB = 1024 * 1024
 
@@ -143,7 +143,10 @@ def test_a_crash_between_batches_keeps_whole_files_and_the_next_run_goes_on(
 
 
 def test_fingerprints_found_in_many_files_are_left_out(tmp_path, store):
-    root = many_files(tmp_path / "copies", COMMON_MIN_FILES + 2)
+    root = tmp_path / "modules"
+    root.mkdir()
+    for i in range(COMMON_MIN_FILES + 2):  # different modules that all embed GAME
+        (root / f"m{i}.py").write_text(distinct_module(i) + "\n\n" + GAME, encoding="utf-8")
     (root / "ledger.py").write_text(LEDGER, encoding="utf-8")
     add(store, root)
     index, files = store.load()

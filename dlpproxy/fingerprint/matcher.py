@@ -46,6 +46,10 @@ CHAIN_REACH = 8
 # weaker evidence than a chain, but evidence.
 OUT_OF_ORDER = 1 / 3
 MAX_CANDIDATES = 8
+# Near-copies share their FAMILY_SKETCH smallest fingerprints; files with fewer than
+# FAMILY_MIN_FINGERPRINTS are their own family (too few for a sketch to mean much).
+FAMILY_SKETCH = 4
+FAMILY_MIN_FINGERPRINTS = 8
 _TRIPLE_QUOTE = re.compile(r'"""|\'\'\'')
 _OPENS_STRING = re.compile(r"(^|[=(\[{,:]|\breturn)\s*[rRbBuUfF]{0,2}$")
 
@@ -75,17 +79,26 @@ class MemoryIndex:
         ordinals = np.arange(len(hashes), dtype=np.int64) - np.repeat(
             np.cumsum(sizes, dtype=np.int64) - sizes, sizes
         )
-        order = np.argsort(hashes, kind="stable")
-        hashes, owners, ordinals, marks = (
+        families = np.repeat(_families(per_file), sizes)
+        order = np.lexsort((families, hashes))
+        hashes, owners, ordinals, marks, families = (
             hashes[order],
             owners[order],
             ordinals[order],
             marks[order],
+            families[order],
         )
-        _, counts = np.unique(hashes, return_counts=True)
-        keep = np.repeat(counts <= max_files, counts)
-        spread = np.repeat(counts, counts)
-        self.suppressed = int(np.count_nonzero(counts > max_files))
+        # per fingerprint: how many files hold it, and how many families (near-copies once)
+        starts = np.ones(len(hashes), dtype=bool)
+        starts[1:] = hashes[1:] != hashes[:-1]
+        joins = starts.copy()
+        joins[1:] |= families[1:] != families[:-1]
+        first = np.flatnonzero(starts)
+        counts = np.diff(np.append(first, len(hashes)))
+        held = np.add.reduceat(joins, first) if len(first) else np.zeros(0, np.int64)
+        keep = np.repeat(held <= max_files, counts)
+        spread = np.repeat(held, counts)
+        self.suppressed = int(np.count_nonzero(held > max_files))
         if public is not None:  # public code (an allow-list label) is nobody's secret
             known = np.isin(hashes, public)
             self.suppressed += len(np.unique(hashes[known & keep]))
@@ -95,7 +108,8 @@ class MemoryIndex:
         # where each fingerprint stands among its file's fingerprints (they are stored in order)
         self.ordinals: I64 = ordinals[keep]
         self.tags: U8 = marks[keep]
-        # how many files hold each fingerprint: a k-gram found in several counts for less
+        # how many files hold each fingerprint (near-copies once): a k-gram found in several
+        # counts for less
         self.spread: I64 = spread[keep]
 
     def __len__(self) -> int:
@@ -235,6 +249,21 @@ class ChannelLookup:
                 matched_own[file_id].add(value)
         for file_id, values in matched_own.items():
             similarity[file_id] = max(similarity[file_id], len(values) / len(own))
+
+
+def _families(per_file: Sequence[tuple[int, U32, U8]]) -> I64:
+    """A family number per file: near-copies of one text (two versions of a changelog, a
+    document saved twice with an edit) share their FAMILY_SKETCH smallest fingerprints and
+    count as one file where commonness is weighed, as identical copies do. (A MinHash sketch:
+    two files agree on all four about as often as the fourth power of the share of
+    fingerprints they have in common: 0.81 for 95 %, 0.01 for 30 %.)"""
+    sketches: dict[bytes, int] = {}
+    out = np.arange(len(per_file), dtype=np.int64)
+    for i, (_, hashes, _) in enumerate(per_file):
+        if len(hashes) >= FAMILY_MIN_FINGERPRINTS:
+            low = np.sort(np.partition(hashes, FAMILY_SKETCH - 1)[:FAMILY_SKETCH])
+            out[i] = sketches.setdefault(low.tobytes(), i)
+    return out
 
 
 def _begins_inside_string(text: str) -> tuple[int, bool]:
