@@ -10,7 +10,6 @@ rule in `monitor` mode logs what it would have done and lets the prompt through.
 from __future__ import annotations
 
 import fnmatch
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from dlpproxy.detect.yamlfile import LINE, check_fields, load_yaml, require
 from dlpproxy.errors import DlpError, RulePackError
 from dlpproxy.localmodel.config import LocalModelConfig, parse_local_models
 from dlpproxy.types import SEVERITIES, SEVERITY_RANK, Finding
+from dlpproxy.watched import WatchedFile
 
 ACTIONS = ("allow", "monitor", "redact", "reroute", "block")
 STRENGTH = {name: rank for rank, name in enumerate(ACTIONS)}
@@ -351,45 +351,15 @@ def _int(data: dict[str, Any], key: str, default: int, source: str) -> int:
     return value
 
 
-class PolicyHolder:
-    """The current policy, reloaded when its file changes; a broken edit keeps the old policy.
+class PolicyHolder(WatchedFile[Policy]):
+    """The current policy, reloaded when its file changes; a broken edit keeps the old policy
+    (`dlpproxy.watched`). The proxy and the gateway call `current()` per request."""
 
-    `current()` is cheap (one stat call at most every `check_every` seconds), so the proxy calls it
-    per request. `error` holds why the last reload was refused, for logs and the TUI.
-    """
+    kind = "policy"
 
     def __init__(self, path: Path, check_every: float = 1.0):
-        self.path = path
-        self.check_every = check_every
-        self.policy = load_policy(path)
-        self.error: str = ""
-        self._stamp = self._mtime()
-        self._checked = time.monotonic()
+        super().__init__(path, load_policy, check_every)
 
-    def current(self) -> Policy:
-        now = time.monotonic()
-        if now - self._checked >= self.check_every:
-            self._checked = now
-            self.reload_if_changed()
-        return self.policy
-
-    def reload_if_changed(self) -> bool:
-        """Reload when the file's stamp moved; True when a new policy took effect."""
-        stamp = self._mtime()
-        if stamp == self._stamp:
-            return False
-        self._stamp = stamp
-        try:
-            self.policy = load_policy(self.path)
-        except DlpError as exc:
-            self.error = f"kept the previous policy: {exc}"
-            return False
-        self.error = ""
-        return True
-
-    def _mtime(self) -> tuple[int, int]:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return (0, 0)
-        return (st.st_mtime_ns, st.st_size)
+    @property
+    def policy(self) -> Policy:
+        return self.value

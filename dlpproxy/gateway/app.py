@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from dlpproxy.audit import AuditEvent, AuditWriter, joined
 from dlpproxy.errors import DlpError
-from dlpproxy.gateway.config import AppKey, GatewayConfig
+from dlpproxy.gateway.config import AppKey, GatewayConfig, GatewayConfigHolder
 from dlpproxy.gateway.formats import ANTHROPIC, ENDPOINTS, OPENAI, Endpoint, error, style_of
 from dlpproxy.gateway.local import LocalAnswers
 from dlpproxy.gateway.upstream import Answer, ProviderDown, Upstream
@@ -36,14 +36,18 @@ class Gateway:
     """Answers one HTTP request at a time (`handle`), for `HttpServer`."""
 
     def __init__(
-        self, config: GatewayConfig, policy: PolicyHolder, inspector: Inspector,
-        writer: AuditWriter | None = None,
+        self, config: GatewayConfig | GatewayConfigHolder, policy: PolicyHolder,
+        inspector: Inspector, writer: AuditWriter | None = None,
     ) -> None:  # fmt: skip
-        self.config = config
+        # a holder: gateway.yaml is reloaded when it changes (`_refresh`, per request)
+        self.configs = config if isinstance(config, GatewayConfigHolder) else None
+        self.config = config.value if isinstance(config, GatewayConfigHolder) else config
         self.policy = policy
         self.inspector = inspector
         self.writer = writer
-        self.upstreams = {name: Upstream(cfg) for name, cfg in config.providers.items()}
+        self.upstreams = {name: Upstream(cfg) for name, cfg in self.config.providers.items()}
+        self._retired: list[Upstream] = []  # clients of replaced providers, closed at the end
+        self._told = ""  # the reload error last logged
         self.local = LocalAnswers(self.record)
 
     async def handle(self, req: HttpRequest) -> HttpResponse:
@@ -55,7 +59,7 @@ class Gateway:
             return error(style, 500, "internal error in the dlpproxy gateway", "internal_error")
 
     async def aclose(self) -> None:
-        for upstream in self.upstreams.values():
+        for upstream in [*self.upstreams.values(), *self._retired]:
             await upstream.aclose()
         await self.local.aclose()
         if self.writer is not None:
@@ -65,7 +69,32 @@ class Gateway:
         if self.writer is not None:
             self.writer.record(event)
 
+    def _refresh(self) -> None:
+        """Take a changed gateway.yaml into use: keys and fallback at once; a provider whose
+        settings changed gets a new client, and the old one (maybe mid-stream) is closed when the
+        gateway closes. A broken edit keeps the previous configuration and is logged once."""
+        if self.configs is None:
+            return
+        config = self.configs.current()
+        if self.configs.error != self._told:
+            self._told = self.configs.error
+            if self._told:
+                log.warning("gateway configuration: %s", self._told)
+        if config is self.config:
+            return
+        upstreams = {}
+        for name, cfg in config.providers.items():
+            old = self.upstreams.get(name)
+            upstreams[name] = old if old is not None and old.config == cfg else Upstream(cfg)
+        self._retired += [u for n, u in self.upstreams.items() if upstreams.get(n) is not u]
+        self.config, self.upstreams = config, upstreams
+        log.info(
+            "gateway configuration reloaded from %s: providers %s, %d app keys",
+            config.source, ", ".join(config.providers) or "none", len(config.keys),
+        )  # fmt: skip
+
     async def _route(self, req: HttpRequest, style: str) -> HttpResponse:
+        self._refresh()
         endpoint = ENDPOINTS.get(req.path)
         if endpoint is None and req.path != MODELS:
             return error(OPENAI, 404, f"unknown path {req.path}; served: {SERVED}", "unknown_url")

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from dlpproxy.detect.yamlfile import LINE, check_fields, load_yaml
 from dlpproxy.errors import RulePackError
+from dlpproxy.watched import WatchedFile
 
 PROVIDERS = ("openai", "anthropic")
 TOP_FIELDS = {"version", "fallback_to_local", "providers", "keys"}
@@ -183,3 +184,13 @@ def _list(data: dict[str, Any], key: str, source: str) -> list[Any]:
     if not isinstance(value, list):
         raise GatewayConfigError(source, f"'{key}' must be a list", data.get(LINE))
     return value
+
+
+class GatewayConfigHolder(WatchedFile[GatewayConfig]):
+    """gateway.yaml, reloaded when it changes (keys, providers, fallback); a broken edit keeps
+    the previous configuration and says why (`error`)."""
+
+    kind = "gateway configuration"
+
+    def __init__(self, path: Path, check_every: float = 1.0):
+        super().__init__(path, load_gateway_config, check_every)

@@ -14,7 +14,7 @@ from dlpproxy.audit import AuditWriter, audit_salt
 from dlpproxy.engine import Engine
 from dlpproxy.errors import DlpError
 from dlpproxy.gateway.app import Gateway
-from dlpproxy.gateway.config import load_gateway_config
+from dlpproxy.gateway.config import GatewayConfigHolder
 from dlpproxy.gateway.formats import error, style_of
 from dlpproxy.heap import freeze_startup_heap
 from dlpproxy.httpserver import HttpResponse, HttpServer
@@ -35,7 +35,7 @@ def build_gateway(
     settings = settings or Settings()
     if detectors:
         settings = settings.with_detectors(tuple(d.strip() for d in detectors.split(",")))
-    gateway_config = load_gateway_config(config)
+    gateway_config = GatewayConfigHolder(config)
     holder = PolicyHolder(policy)
     writer = AuditWriter(audit_db) if audit_db is not None else None
     salt = audit_salt(audit_db) if audit_db is not None else b""
