@@ -237,16 +237,19 @@ class HttpServer:
             headers.append(("content-length", str(len(response.body))))
         if conn.their_state is not h11.DONE:  # the request was refused unread: close after
             headers.append(("connection", "close"))
-        writer.write(conn.send(h11.Response(status_code=response.status, headers=headers)))
-        if not streamed:
+        head = conn.send(h11.Response(status_code=response.status, headers=headers)) or b""
+        if not streamed:  # one write, one send: head, body and end together
+            parts = [head]
             if method != "HEAD" and response.body:
-                writer.write(conn.send(h11.Data(data=bytes(response.body))))  # type: ignore[arg-type]
-            writer.write(conn.send(h11.EndOfMessage()))
+                parts.append(conn.send(h11.Data(data=bytes(response.body))) or b"")  # type: ignore[arg-type]
+            parts.append(conn.send(h11.EndOfMessage()) or b"")
+            writer.write(b"".join(parts))
             await writer.drain()
             return
         chunks = response.body
         assert not isinstance(chunks, bytes | bytearray)
         try:
+            writer.write(head)  # a stream's head at once: the client learns the status now
             await writer.drain()
             async for chunk in chunks:
                 if chunk:
