@@ -3,7 +3,7 @@ the mitmproxy addons a forward DLP proxy needs.
 
 mitmdump loads some 35 addons (flow saving, replay, map local/remote, body and header
 rewriting, sticky cookies, the mitm.it onboarding app, ...) and runs every hook of every request
-through each of them: about 270 addon calls per proxied request, a third of mitmproxy's own CPU
+through each of them: about 270 addon calls per proxied request, about a quarter of mitmproxy's CPU
 per request here. A DLP proxy uses none of those features, and two of them (saving flows to a
 file, HAR export) would write raw prompts to disk, which dlpproxy must never do. The lean set keeps
 the proxy (modes, upstream proxies and their auth, TLS, HTTP/2, WebSockets, DNS), proxy
