@@ -3,10 +3,10 @@
 Every fingerprint of every file sits in one sorted numpy array beside the file it belongs to;
 a text's k-gram hashes (all of them, so that every fingerprint a file kept inside the shared part
 is seen) are found with two binary searches. Fingerprints that occur in many files (idioms,
-boilerplate the file filters missed; identical copies count once) or in public code registered as
-an allow-list are left out when the array is built; for prose, one held by several files weighs
-less. A file matches when the ordered chains of its fingerprints in the text, code and prose
-together, weigh enough (see `_enough`).
+boilerplate the file filters missed; identical copies and near-copies count once) or in public
+code registered as an allow-list are left out when the array is built; for prose, one held by
+several files weighs less. A file matches when the ordered chains of its fingerprints in the
+text, code and prose together, weigh enough (see `_enough`).
 """
 
 from __future__ import annotations

@@ -290,7 +290,8 @@ class FingerprintStore:
 
 def common_limit(files: int) -> int:
     """Fingerprints found in more files than this are idioms or boilerplate, not content
-    (fewer shared ones weigh less where the channel says so; identical copies count once).
+    (fewer shared ones weigh less where the channel says so; identical copies and near-copies
+    count once).
     A tenth of the files: code that a company's many generated clients or plugins share is
     still the company's code, and the order check keeps scattered idioms from matching."""
     return max(COMMON_MIN_FILES, files // 10)
