@@ -85,3 +85,54 @@ def test_random_key_bytes_are_not_treated_as_text() -> None:
 
 def test_identifiers_are_not_decoded() -> None:
     assert decoded("self.assertAlmostEqualToTheExpectedValue(result)", depth=2) == []
+
+
+def _reference_normalised(text: str) -> tuple[str, tuple[int, ...], tuple[int, ...]] | None:
+    """The rule, character by character (the test's oracle): invisible characters dropped,
+    full-width ASCII folded anywhere, look-alike letters folded inside words that also hold a
+    Latin letter or digit."""
+    from dlpproxy.detect.views import _HOMOGLYPHS, _INVISIBLE, _LATIN_OR_DIGIT, _WORD
+
+    out: list[str] = []
+    positions: list[int] = []
+    changed: list[int] = []
+    mixed_at = [False] * len(text)
+    for word in _WORD.finditer(text):
+        if _LATIN_OR_DIGIT.search(word.group()):
+            mixed_at[word.start() : word.end()] = [True] * (word.end() - word.start())
+    for i, ch in enumerate(text):
+        if ch in _INVISIBLE:
+            changed.append(i)
+            continue
+        mapped = ch
+        if "\uff01" <= ch <= "\uff5e":
+            mapped = chr(ord(ch) - 0xFEE0)
+        elif mixed_at[i]:
+            mapped = _HOMOGLYPHS.get(ch, ch)
+        if mapped != ch:
+            changed.append(i)
+        out.append(mapped)
+        positions.append(i)
+    return ("".join(out), tuple(positions), tuple(changed)) if changed else None
+
+
+def test_normalised_view_matches_the_character_by_character_rule_on_random_texts() -> None:
+    import random
+
+    rng = random.Random(11)
+    alphabet = (
+        "abcXYZ019 _-.,\n" "АВЕКаеорсΑΒοικ" "请在周五提交报告회의록주세요" "，：（）！０９ＡＺａｚ"
+        "\u200b\u200d\ufeff\u00ad\u2060"
+    )  # fmt: skip
+    seen_changed = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        view = normalised(text)
+        want = _reference_normalised(text) if not text.isascii() else None
+        if want is None:
+            assert view is None, repr(text)
+            continue
+        seen_changed += 1
+        assert view is not None, repr(text)
+        assert (view.text, view.positions, view.changed) == want, repr(text)
+    assert seen_changed > 1000

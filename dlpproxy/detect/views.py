@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import itertools
 import re
 import threading
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ _HOMOGLYPHS = {
 }  # fmt: skip
 
 _SUSPECT = re.compile("[" + _INVISIBLE + "".join(_HOMOGLYPHS) + "\uff01-\uff5e]")
+_INVISIBLE_RE = re.compile("[" + _INVISIBLE + "]")
+_LOOKALIKE = re.compile("[" + "".join(_HOMOGLYPHS) + "]")
+# what changes wherever it stands: invisible characters (dropped), full-width ASCII (folded)
+_TRANSLATED = re.compile("[" + _INVISIBLE + "\uff01-\uff5e]")
 _WORD = re.compile(r"[\w" + _INVISIBLE + "]+")
 _LATIN_OR_DIGIT = re.compile(r"[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
 
@@ -87,42 +92,48 @@ class View:
 
 
 def normalised(text: str) -> View | None:
-    """The normalised view of `text`, or None when nothing in it needs normalising."""
+    """The normalised view of `text`, or None when nothing in it needs normalising.
+
+    The work is per character that changes, not per character: regexes find the invisible and
+    full-width ones (a CJK text's punctuation) and the words holding a look-alike letter (folded
+    when they also hold Latin letters or digits); the text between them is sliced, not walked.
+    """
     if text.isascii() or _SUSPECT.search(text) is None:
         return None
-    out: list[str] = []
-    positions: list[int] = []
-    changed: list[int] = []
-    cursor = 0
-    for word in _WORD.finditer(text):
-        for i in range(cursor, word.start()):
-            _emit(text[i], i, out, positions, changed, fold=False)
-        mixed = _LATIN_OR_DIGIT.search(word.group()) is not None
-        for i in range(word.start(), word.end()):
-            _emit(text[i], i, out, positions, changed, fold=mixed)
-        cursor = word.end()
-    for i in range(cursor, len(text)):
-        _emit(text[i], i, out, positions, changed, fold=False)
-    if not changed:
+    changed = [m.start() for m in _TRANSLATED.finditer(text)]
+    folded: list[int] = []
+    if _LOOKALIKE.search(text) is not None:
+        for word in _WORD.finditer(text):
+            piece = word.group()
+            if _LOOKALIKE.search(piece) is None or _LATIN_OR_DIGIT.search(piece) is None:
+                continue
+            folded += [word.start() + m.start() for m in _LOOKALIKE.finditer(piece)]
+    if not changed and not folded:
         return None
-    return View("".join(out), "normalised", tuple(positions), changed=tuple(changed))
-
-
-def _emit(
-    ch: str, i: int, out: list[str], positions: list[int], changed: list[int], fold: bool
-) -> None:
-    if ch in _INVISIBLE:
-        changed.append(i)
-        return
-    mapped = ch
-    if "\uff01" <= ch <= "\uff5e":
-        mapped = chr(ord(ch) - 0xFEE0)
-    elif fold:
-        mapped = _HOMOGLYPHS.get(ch, ch)
-    if mapped != ch:
-        changed.append(i)
-    out.append(mapped)
-    positions.append(i)
+    edits = sorted(changed + folded)
+    parts: list[str] = []
+    done = 0
+    for i in edits:  # slices of the untouched text between the characters that change
+        parts.append(text[done:i])
+        ch = text[i]
+        if "\uff01" <= ch <= "\uff5e":
+            parts.append(chr(ord(ch) - 0xFEE0))
+        elif ch not in _INVISIBLE:
+            parts.append(_HOMOGLYPHS[ch])
+        done = i + 1
+    parts.append(text[done:])
+    out = "".join(parts)
+    if len(out) == len(text):
+        positions: tuple[int, ...] = tuple(range(len(text)))
+    else:  # invisible characters were dropped: keep the offsets of the others
+        gone = [m.start() for m in _INVISIBLE_RE.finditer(text)]
+        bounds = [-1, *gone, len(text)]
+        positions = tuple(
+            itertools.chain.from_iterable(
+                range(lo + 1, hi) for lo, hi in itertools.pairwise(bounds)
+            )
+        )
+    return View(out, "normalised", positions, changed=tuple(edits))
 
 
 def decoded(text: str, depth: int) -> list[View]:
