@@ -463,3 +463,11 @@ def test_windows_around_candidates_find_exactly_what_the_whole_text_finds(
         assert windowed == sorted((f.start, f.end, f.type, f.score) for f in whole.detect(text))
         assert windowed
     assert windowed_runs >= 10, "the texts should mostly be scanned in windows"
+
+
+def test_digits_of_other_scripts_fold_to_ascii_only_where_there_are_some() -> None:
+    from dlpproxy.detect.pii import _ascii_digits
+
+    plain = "请在周五之前提交报告，第三版。"
+    assert _ascii_digits(plain) is plain  # nothing to fold: the text is not walked
+    assert _ascii_digits("رقم ١٢٣ و۴۵۶ و７８９ and 0") == "رقم 123 و456 و789 and 0"
