@@ -8,7 +8,8 @@ spaCy, numpy, ...: about a million lines), indexed with the real `index_paths` i
 store in a temporary folder; "company documents" are half of the system's /usr/share/doc texts.
 Detection: random 10-line snippets of the indexed Python files (at least 5 non-blank lines),
 as they are, with identifiers renamed (the whole file renamed with `tokenize`: every name that is
-not a keyword, builtin, attribute, dunder or imported name gets a new one, consistently), with lines
+not a keyword, builtin, dunder, imported name, attribute name or keyword-argument name of a call
+gets a new one, consistently), with lines
 reformatted (tabs for indentation, spacing around commas and `=`, quote style), and both; and
 10-line snippets of the indexed documents. False matches: 10-line snippets of other packages and
 of the standard library (not indexed) and of the other half of /usr/share/doc plus the package
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import difflib
 import gzip
 import io
 import keyword
@@ -103,25 +105,17 @@ def _sample(pool: list[tuple[Path, list[str]]], n: int, rng: random.Random) -> l
 
 
 def renamed(text: str) -> str:
-    """The file with its own names renamed consistently (keywords, builtins, attributes, dunder
-    names such as `__init__` and imported names kept: renaming those would break the code)."""
+    """The file with its own names renamed consistently, as a person renaming would: names that
+    belong to someone else's interface are kept everywhere in the file (keywords, builtins,
+    dunder names such as `__init__`, imported names, attribute names: every name that follows a
+    dot somewhere, so a method keeps its name where it is defined too, and keyword-argument
+    names of calls, `f(dtype=x)`, so a parameter that callers name keeps its name too)."""
     tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
-    imported: set[str] = set()
-    in_import = False
-    for i, t in enumerate(tokens):
-        starts_line = i == 0 or tokens[i - 1].type in LINE_STARTS
-        if t.type == tokenize.NAME and t.string in ("import", "from") and starts_line:
-            in_import = True
-        elif t.type == tokenize.NEWLINE:
-            in_import = False
-        if in_import and t.type == tokenize.NAME:
-            imported.add(t.string)
+    kept = _interface_names(tokens)
     lines = text.splitlines(True)
     names: dict[str, str] = {}
-    for i in range(len(tokens) - 1, -1, -1):
-        t = tokens[i]
-        after_dot = i > 0 and tokens[i - 1].string == "."
-        if t.type != tokenize.NAME or t.string in KEEP or t.string in imported or after_dot:
+    for t in reversed(tokens):
+        if t.type != tokenize.NAME or t.string in kept:
             continue
         if t.string.startswith("__") and t.string.endswith("__"):  # Python's own protocol
             continue
@@ -129,6 +123,34 @@ def renamed(text: str) -> str:
         (row, col), (_, end) = t.start, t.end
         lines[row - 1] = lines[row - 1][:col] + new + lines[row - 1][end:]
     return "".join(lines)
+
+
+def _interface_names(tokens: list[tokenize.TokenInfo]) -> set[str]:
+    """Names a consistent renaming must leave alone: keywords and builtins (KEEP), names in
+    import statements, names after a dot, and keyword-argument names in calls (a `name=` inside
+    parentheses that are not a `def`'s parameter list)."""
+    kept = set(KEEP)
+    in_import = False
+    brackets: list[bool] = []  # per open bracket: is it a call's (or class bases') parentheses
+    for i, t in enumerate(tokens):
+        before = tokens[i - 1] if i else t
+        starts_line = i == 0 or before.type in LINE_STARTS
+        if t.type == tokenize.NAME and t.string in ("import", "from") and starts_line:
+            in_import = True
+        elif t.type == tokenize.NEWLINE:
+            in_import = False
+        if t.type == tokenize.NAME and (in_import or before.string == "."):
+            kept.add(t.string)
+        if t.type != tokenize.OP:
+            continue
+        if t.string in "([{":
+            defines = i >= 2 and tokens[i - 2].string == "def"
+            brackets.append(t.string == "(" and not defines)
+        elif t.string in ")]}" and brackets:
+            brackets.pop()
+        elif t.string == "=" and brackets and brackets[-1] and before.type == tokenize.NAME:
+            kept.add(before.string)
+    return kept
 
 
 _STRING = r"(\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*')"
@@ -267,6 +289,51 @@ def _verbatim_copy(text: str, findings: list) -> bool:
     return False
 
 
+# A flagged snippet is a copy of the file it matched when at least COPY_SHARE of its words stand in
+# that file in the same order, in runs of at least COPY_RUN words, within a stretch of the file
+# no longer than COPY_STRETCH times the snippet: re-wrapped or lightly edited copies too, and a
+# test that knows nothing of fingerprints (words as written, no renaming, no hashes).
+COPY_SHARE = 0.7
+COPY_RUN = 4
+COPY_STRETCH = 2
+_WORD = re.compile(r"\w+")
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def copied_share(snippet: str, source: str) -> float:
+    """The share of the snippet's words found in `source` in the same order (difflib's matching
+    blocks of COPY_RUN words or more), in the best stretch of `source` of at most COPY_STRETCH
+    times the snippet's length in words."""
+    words = _words(snippet)
+    if not words:
+        return 0.0
+    matcher = difflib.SequenceMatcher(None, _words(source), words, autojunk=False)
+    runs = [(a, size) for a, _, size in matcher.get_matching_blocks() if size >= COPY_RUN]
+    reach = COPY_STRETCH * len(words)
+    best = 0
+    for i, (first, _) in enumerate(runs):
+        inside = [size for a, size in runs[i:] if a + size <= first + reach]
+        best = max(best, sum(inside))
+    return best / len(words)
+
+
+def _copy_of_indexed(text: str, findings: list) -> bool:
+    """Is the flagged snippet a copy (re-wrapped, re-indented or lightly edited too) of a file
+    it matched? See COPY_SHARE."""
+    for f in findings:
+        path = Path(f.rule.split(":", 1)[1])
+        try:
+            source = path.read_text("utf-8", "replace")
+        except OSError:
+            continue
+        if copied_share(text, source) >= COPY_SHARE:
+            return True
+    return False
+
+
 def _high(findings: list) -> bool:
     """Would the shipped policy block it? (`block-internal-code` acts on high-severity
     internal code; document findings are only monitored.)"""
@@ -389,7 +456,7 @@ def run(args: argparse.Namespace) -> Section:
         recall = {k: [_detected(detector.detect, v), len(v)] for k, v in variants.items()}
         docs = _sample(doc_pool, n, rng)
         recall["documents"] = [_detected(detector.detect, [t for *_, t in docs]), len(docs)]
-        false, copies, blocked = {}, {}, {}
+        false, copies, near, blocked = {}, {}, {}, {}
         negative_sets: dict[str, list[tuple]] = {}
         for name, pool in (("other code", other_pool), ("prose", prose_pool)):
             negative_sets[name] = _sample(pool, negatives, rng)
@@ -397,6 +464,7 @@ def run(args: argparse.Namespace) -> Section:
             flagged = [(t, found) for t in texts if (found := detector.detect(t))]
             false[name] = [len(flagged), len(texts)]
             copies[name] = sum(1 for t, found in flagged if _verbatim_copy(t, found))
+            near[name] = sum(1 for t, found in flagged if _copy_of_indexed(t, found))
             blocked[name] = sum(1 for _, found in flagged if _high(found))
         pools = {"indexed code": code_pool, "other code": other_pool, "prose": prose_pool}
         latency = _latency(detector.detect, pools, args.fp_lookups, rng)
@@ -414,6 +482,7 @@ def run(args: argparse.Namespace) -> Section:
                             + index.tags.nbytes) if index is not None else 0,
         "suppressed_common": index.suppressed if index is not None else 0,
         "recall": recall, "false_matches": false, "verbatim_copies": copies,
+        "copies": near,
         "high_severity": blocked, "latency": latency, "with_public": public,
     }  # fmt: skip
     return Section("fingerprint", _markdown(data), data)
@@ -430,6 +499,8 @@ def _markdown(d: dict) -> str:
         copied = d["verbatim_copies"][k]
         rows.append([f"falsely matched: {k}", ratio(hit, total), "<= 0.001"])
         rows.append([f"... less verbatim copies ({copied})", ratio(hit - copied, total), ""])
+        near = d["copies"][k]
+        rows.append([f"... less copies of indexed files ({near})", ratio(hit - near, total), ""])
         rows.append(["... blocked (high-severity code)", ratio(d["high_severity"][k], total), ""])
     for kind, lat in d["latency"].items():
         goal = ">= 0.95" if kind == "indexed code" else "<= 0.001"
