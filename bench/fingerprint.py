@@ -114,9 +114,10 @@ def renamed(text: str) -> str:
     kept = _interface_names(tokens)
     lines = text.splitlines(True)
     names: dict[str, str] = {}
-    for t in reversed(tokens):
-        if t.type != tokenize.NAME or t.string in kept:
-            continue
+    for i in range(len(tokens) - 1, -1, -1):
+        t = tokens[i]
+        if t.type != tokenize.NAME or t.string in kept or tokens[i - 1].string == "!":
+            continue  # (after `!`: an f-string's conversion, `{x!r}`)
         if t.string.startswith("__") and t.string.endswith("__"):  # Python's own protocol
             continue
         new = names.setdefault(t.string, f"n{zlib.crc32(t.string.encode()) % 99991}")

@@ -55,6 +55,7 @@ def test_renamer_keeps_attribute_names_where_they_are_defined_too():
 def test_renamed_code_still_runs_and_computes_the_same():
     source = """def area(width, height=2):
     result = width * height
+    assert result, f"{width!r} by {height!s}"
     return result
 
 def total(items, factor=1):
