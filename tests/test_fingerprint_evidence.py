@@ -150,3 +150,28 @@ def test_near_copies_of_a_document_count_once_when_weighing_a_quote(tmp_path):
     files = {f"note{i}.md": distinct_note(i) + "\n\n" + quote + "\n" for i in range(3)}
     shared = index_of(tmp_path / "shared", files | {"minutes.md": MEMO})
     assert shared.match(quote) == []
+
+
+def _options(i: int) -> str:
+    """A function whose typed parameter list has the same shape in every module, names apart."""
+    kinds = ["Optional[float] = None", "list[str] = []", "dict[str, int] | None = None",
+             "tuple[int, ...] = ()", "bool = False", "Callable[[str], None] | None = None",
+             "Sequence[bytes] = ()", "Mapping[str, float] = {}"]  # fmt: skip
+    params = "".join(f"    param{n}_{i}: {kind},\n" for n, kind in enumerate(kinds))
+    # a body of its own (attribute names stay as written), so the modules are not near-copies
+    body = "".join(f"    store.put_{i}_{j}(registry.entry_{i}_{j}, {j})\n" for j in range(12))
+    return f"def make_{i}(\n{params}) -> None:\n{body}"
+
+
+def test_a_renamed_shape_that_many_company_files_take_is_not_a_copy(tmp_path):
+    # eleven modules share the parameter list's shape once renamed: a renamed paste shares
+    # nothing rarer, while an exact paste still matches its own module
+    index = index_of(tmp_path / "many", {f"m{i}.py": _options(i) for i in range(11)})
+    head = _options(99).split("    store.")[0]
+    assert index.match(head) == []
+    assert index.match(_options(3).split("    store.")[0])
+
+
+def test_a_renamed_shape_of_few_company_files_is_still_a_renamed_copy(tmp_path):
+    index = index_of(tmp_path / "few", {f"m{i}.py": _options(i) for i in range(2)})
+    assert index.match(_options(99).split("    store.")[0])

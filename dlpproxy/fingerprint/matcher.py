@@ -6,7 +6,8 @@ is seen) are found with two binary searches. Fingerprints that occur in many fil
 boilerplate the file filters missed; identical copies and near-copies count once) or in public
 code registered as an allow-list are left out when the array is built; for prose, one held by
 several files weighs less. A file matches when the ordered chains of its fingerprints in the
-text, code and prose together, weigh enough (see `_enough`).
+text, code and prose together, weigh enough (see `_enough`); code that shares with it only
+renamed shapes that many files take is no evidence.
 """
 
 from __future__ import annotations
@@ -175,8 +176,10 @@ class MemoryIndex:
         if len(where) == 0:
             return None
         where = counted[where]
-        return ChannelLookup(channel, reading, tokens, hashes, written, where, files, ordinals,
-                             marks, spread)  # fmt: skip
+        exact = tags(written[where]) == marks
+        rarity = spread.astype(np.float64) ** -channel.rarity
+        return ChannelLookup(channel, reading, tokens, hashes, where, files, ordinals, exact,
+                             rarity, spread)  # fmt: skip
 
 
 def _candidates(looked: list[ChannelLookup]) -> I64:
@@ -188,9 +191,7 @@ def _candidates(looked: list[ChannelLookup]) -> I64:
     bounds: list[npt.NDArray[np.float64]] = []
     for found in looked:
         channel = found.channel
-        exact = tags(found.written[found.where]) == found.marks
-        weights = np.where(exact, 1.0 / channel.min_exact, 1.0 / channel.min_matches)
-        weights /= found.spread.astype(np.float64) ** channel.rarity
+        weights = found.rarity / np.where(found.exact, channel.min_exact, channel.min_matches)
         pairs = found.files * (1 << 32) + stored(found.hashes[found.where]).astype(np.int64)
         order = np.lexsort((-weights, pairs))  # per (file, fingerprint) the heaviest first
         pairs, weights = pairs[order], weights[order]
@@ -216,12 +217,12 @@ class ChannelLookup:
     reading: int  # which token stream of the text (a text may be read as code two ways)
     tokens: Tokens
     hashes: npt.NDArray[np.uint64]
-    written: npt.NDArray[np.uint64]
     where: I64
     files: I64
     ordinals: I64
-    marks: U8
-    spread: I64
+    exact: npt.NDArray[np.bool_]  # the k-gram as written agrees too (tags), not only renamed
+    rarity: npt.NDArray[np.float64]  # 1 / files holding it, to the channel's power
+    spread: I64  # how many files hold it
 
     def collect(
         self, owners: I64, hits: dict[int, list[Hit]], similarity: dict[int, float]
@@ -233,17 +234,19 @@ class ChannelLookup:
         if len(where) == 0:
             return
         short = stored(hashes)
-        weights = (1.0 / self.spread[keep].astype(np.float64) ** channel.rarity).tolist()
-        exact = (tags(self.written[where]) == self.marks[keep]).tolist()
+        weights = self.rarity[keep].tolist()
+        exact = self.exact[keep].tolist()
+        held = self.spread[keep].tolist()
         own = set(stored(hashes[selected(tokens, hashes, channel)]).tolist()) or {-1}
         starts = tokens.starts[where].tolist()
         ends = tokens.ends[where + channel.k - 1].tolist()
         matched_own: dict[int, set[int]] = defaultdict(set)
-        for i, value, file_id, ordinal, same, start, end, weight in zip(
+        for i, value, file_id, ordinal, same, start, end, weight, files_holding in zip(
             where.tolist(), short[where].tolist(), files.tolist(), self.ordinals[keep].tolist(),
-            exact, starts, ends, weights, strict=True,
+            exact, starts, ends, weights, held, strict=True,
         ):  # fmt: skip
-            hit = Hit(start, end, value, channel, self.reading, i, ordinal, same, weight)
+            hit = Hit(start, end, value, channel, self.reading, i, ordinal, same, weight,
+                      files_holding)  # fmt: skip
             hits[file_id].append(hit)
             if value in own:
                 matched_own[file_id].add(value)
@@ -301,6 +304,7 @@ class Hit(NamedTuple):
     ordinal: int
     exact: bool  # the k-gram as written matches too (its tag agrees), not only renamed
     weight: float  # 1 for a fingerprint of this file alone, less when other files hold it
+    held: int  # how many files hold it (near-copies once)
 
 
 def _enough(hits: list[Hit]) -> bool:
@@ -310,16 +314,28 @@ def _enough(hits: list[Hit]) -> bool:
     fingerprints a third, and the channels add up: a copied function with its docstring is
     evidence in both (of two code readings, the better one). A fingerprint weighs 1/min_exact
     of its channel when its tag agrees too (an exact copy), else 1/min_matches, times its
-    rarity weight; a match needs 1."""
+    rarity weight; a match needs 1. A reading that shares only renamed shapes that many files
+    take counts nothing (see `_only_common_shapes`)."""
     readings: dict[tuple[str, int], list[Hit]] = defaultdict(list)
     for h in hits:
         readings[h.channel.name, h.reading].append(h)
     weights: dict[str, float] = defaultdict(float)
     for (name, _), group in readings.items():
+        if _only_common_shapes(group):
+            continue
         weights[name] = max(weights[name], _chain(group, 1.0))
         if sum(weights.values()) >= 1.0 - 1e-9:
             return True
     return False
+
+
+def _only_common_shapes(hits: list[Hit]) -> bool:
+    """Is this evidence nothing but shapes that many files take once renamed: no fingerprint
+    agrees as written, and every one is held (renamed) by more than the channel's
+    renamed_common files (a run of typed parameters, an idiom that many company files repeat)?
+    A renamed copy of the file itself shares at least one rarer one."""
+    limit = hits[0].channel.renamed_common
+    return bool(limit) and all(not h.exact and h.held > limit for h in hits)
 
 
 def _chain(hits: list[Hit], need: float) -> float:

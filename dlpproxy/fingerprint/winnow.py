@@ -53,6 +53,9 @@ class Channel:
     line_gap: int = 1
     # a shared fingerprint weighs 1 / (files holding it) ** rarity (0: every one weighs 1)
     rarity: float = 0.0
+    # evidence made only of fingerprints shared renamed (tags disagree), each held by more
+    # files than this, is a shape many files take once renamed, not a copy (0: no limit)
+    renamed_common: int = 0
 
     @property
     def guarantee(self) -> int:
@@ -61,8 +64,9 @@ class Channel:
 
 
 CODE = Channel(
-    "code", k=15, w=40, min_matches=3, min_exact=2, min_distinct=7, renames=True, line_gap=3
-)
+    "code", k=15, w=40, min_matches=3, min_exact=2, min_distinct=7, renames=True, line_gap=3,
+    renamed_common=8,
+)  # fmt: skip
 PROSE = Channel(
     "prose", k=8, w=18, min_matches=1.5, min_exact=1.5, min_distinct=4, line_gap=2, rarity=1.0
 )
