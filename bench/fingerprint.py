@@ -112,18 +112,30 @@ def renamed(text: str) -> str:
     names of calls, `f(dtype=x)`, so a parameter that callers name keeps its name too)."""
     tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     kept = _interface_names(tokens)
-    lines = text.splitlines(True)
+    lines = io.StringIO(text).readlines()  # tokenize's lines: a form feed does not end one
     names: dict[str, str] = {}
+    taken = set(kept)  # a new name is never one the file keeps
     for i in range(len(tokens) - 1, -1, -1):
         t = tokens[i]
         if t.type != tokenize.NAME or t.string in kept or tokens[i - 1].string == "!":
             continue  # (after `!`: an f-string's conversion, `{x!r}`)
         if t.string.startswith("__") and t.string.endswith("__"):  # Python's own protocol
             continue
-        new = names.setdefault(t.string, f"n{zlib.crc32(t.string.encode()) % 99991}")
+        new = names.get(t.string) or _new_name(t.string, taken)
+        names[t.string] = new
+        taken.add(new)
         (row, col), (_, end) = t.start, t.end
         lines[row - 1] = lines[row - 1][:col] + new + lines[row - 1][end:]
     return "".join(lines)
+
+
+def _new_name(name: str, taken: set[str]) -> str:
+    """A new name for `name`, never one already given to another name (two names made one
+    would change what the code does)."""
+    new = f"n{zlib.crc32(name.encode()) % 99991}"
+    while new in taken:
+        new += "x"
+    return new
 
 
 def _interface_names(tokens: list[tokenize.TokenInfo]) -> set[str]:

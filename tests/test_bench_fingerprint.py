@@ -3,6 +3,7 @@ snippet counts as a copy of the file it matched by its words alone."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -87,3 +88,16 @@ def test_copy_share_of_a_lightly_edited_copy():
     source = "def close(self):\n    if self.open:\n        self.flush()\n        self.open = 0\n"
     edited = "def close(self):\n    if self.open:\n        self.flush(force=True)\n"
     assert 0.7 <= copied_share(edited, source) < 1.0
+
+
+def test_two_names_never_get_the_same_new_name():
+    # `vafs` and `vamc` share their short hash: one of them gets another name
+    out = renamed("def f(vafs, vamc):\n    return vafs - vamc\n")
+    assert _run(out)  # a duplicate argument would not compile
+    assert len(set(re.findall(r"\bn\d+x*\b", out))) == 3  # f, vafs, vamc
+
+
+def test_a_form_feed_inside_a_line_does_not_shift_the_renaming():
+    source = "total = 1  # page\x0cbreak\nvalue = total + 1\n"
+    out = renamed(source)
+    assert "\x0c" in out and 2 in _run(out).values()
