@@ -7,6 +7,7 @@ from dlpproxy.audit.store import (
     AuditWriter,
     FindingRecord,
     audit_salt,
+    new_event_id,
     open_store,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "audit_salt",
     "event_for",
     "joined",
+    "new_event_id",
     "open_store",
 ]

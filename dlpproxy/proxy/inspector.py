@@ -9,11 +9,10 @@ timeout blocks the prompt when the policy fails closed — a prompt we could not
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from dlpproxy.audit import AuditEvent, event_for, joined
+from dlpproxy.audit import AuditEvent, event_for, joined, new_event_id
 from dlpproxy.enforce.placeholders import ConversationMaps, PlaceholderMap, redact
 from dlpproxy.enforce.reroute import FAILED_MESSAGE, Reroute
 from dlpproxy.engine import Engine
@@ -59,7 +58,7 @@ class Inspector:
         self.conversations = ConversationMaps()
 
     async def inspect(self, req: Request, adapter: Adapter, policy: Policy, who: Who) -> Verdict:
-        incident = uuid.uuid4().hex[:16]
+        incident = new_event_id()
         if not who.sanctioned and policy.unsanctioned == "block":
             reason = f"{who.service or req.host} is not a sanctioned AI service"
             return self._refuse(req, None, policy, who, incident, reason, adapter)
@@ -89,7 +88,7 @@ class Inspector:
     def refuse_raw(self, host: str, path: str, policy: Policy, who: Who, reason: str) -> Verdict:
         """A refusal for a request that never became a `Request` (body over the limit, ...)."""
         req = Request("POST", host, path)
-        return self._refuse(req, None, policy, who, uuid.uuid4().hex[:16], reason, None)
+        return self._refuse(req, None, policy, who, new_event_id(), reason, None)
 
     def _enforce(
         self, req: Request, adapter: Adapter, extracted: Extracted, result: ScanResult,
