@@ -276,14 +276,9 @@ class PiiDetector:
         some may and the text is at most `inline_max_chars` long (the recognisers run only in
         windows around the candidates: well under a millisecond on 2 KB, less than the hand-off
         to a pool thread costs under load); None when presidio must run in the engine's pool."""
-        text = _ascii_digits(text)
-        data = _utf8(text)
-        entities = self.candidate_entities(text, data)
-        if entities == []:
-            return []
-        if len(text) > self.inline_max_chars:
-            return None
-        return self._presidio(text, data, entities)
+        if len(text) <= self.inline_max_chars:
+            return self.detect(text)
+        return [] if self.candidate_entities(_ascii_digits(text)) == [] else None
 
     def candidate_entities(self, text: str, data: bytes | None = None) -> list[str] | None:
         """presidio entities whose patterns may match in `text` (one superset pass; `data` is
