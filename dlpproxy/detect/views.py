@@ -42,7 +42,6 @@ _HOMOGLYPHS = {
 }  # fmt: skip
 
 _SUSPECT = re.compile("[" + _INVISIBLE + "".join(_HOMOGLYPHS) + "\uff01-\uff5e]")
-_INVISIBLE_RE = re.compile("[" + _INVISIBLE + "]")
 _LOOKALIKE = re.compile("[" + "".join(_HOMOGLYPHS) + "]")
 # what changes wherever it stands: invisible characters (dropped), full-width ASCII (folded)
 _TRANSLATED = re.compile("[" + _INVISIBLE + "\uff01-\uff5e]")
@@ -112,28 +111,24 @@ def normalised(text: str) -> View | None:
         return None
     edits = sorted(changed + folded)
     parts: list[str] = []
+    gone: list[int] = []  # the invisible characters dropped
     done = 0
     for i in edits:  # slices of the untouched text between the characters that change
         parts.append(text[done:i])
         ch = text[i]
         if "\uff01" <= ch <= "\uff5e":
             parts.append(chr(ord(ch) - 0xFEE0))
-        elif ch not in _INVISIBLE:
+        elif ch in _INVISIBLE:
+            gone.append(i)
+        else:
             parts.append(_HOMOGLYPHS[ch])
         done = i + 1
     parts.append(text[done:])
-    out = "".join(parts)
-    if len(out) == len(text):
-        positions: tuple[int, ...] = tuple(range(len(text)))
-    else:  # invisible characters were dropped: keep the offsets of the others
-        gone = [m.start() for m in _INVISIBLE_RE.finditer(text)]
-        bounds = [-1, *gone, len(text)]
-        positions = tuple(
-            itertools.chain.from_iterable(
-                range(lo + 1, hi) for lo, hi in itertools.pairwise(bounds)
-            )
-        )
-    return View(out, "normalised", positions, changed=tuple(edits))
+    bounds = [-1, *gone, len(text)]  # the offsets of the characters kept
+    positions = tuple(
+        itertools.chain.from_iterable(range(lo + 1, hi) for lo, hi in itertools.pairwise(bounds))
+    )
+    return View("".join(parts), "normalised", positions, changed=tuple(edits))
 
 
 def decoded(text: str, depth: int) -> list[View]:
