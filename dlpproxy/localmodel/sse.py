@@ -33,11 +33,15 @@ async def sse_data(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
                     yield "\n".join(data)
                     data = []
             elif line.startswith(b"data:"):
-                value = line[6:] if line.startswith(b"data: ") else line[5:]
-                data.append(value.decode("utf-8", "replace"))
+                data.append(_value(line))
     rest = rest.rstrip(b"\r")
     if rest.startswith(b"data:"):
-        value = rest[6:] if rest.startswith(b"data: ") else rest[5:]
-        data.append(value.decode("utf-8", "replace"))
+        data.append(_value(rest))
     if data:
         yield "\n".join(data)
+
+
+def _value(line: bytes) -> str:
+    """The value of a `data:` line (one space after the colon is not part of it)."""
+    value = line[6:] if line.startswith(b"data: ") else line[5:]
+    return value.decode("utf-8", "replace")
