@@ -1,4 +1,4 @@
-"""The local model client's own httpx transport (HTTP/1.1 on asyncio streams and h11), against
+"""The local model client's own httpx transport (HTTP/1.1 on asyncio streams), against
 real loopback servers: asyncio servers in the test that answer byte by byte as each test
 scripts them, and the real llama.cpp server behind a counting TCP relay. No mocks."""
 
@@ -176,6 +176,58 @@ def test_a_chunked_body_is_joined_and_its_connection_reused() -> None:
             return bodies, server.accepted
 
     assert run(scenario()) == ([b"hello chunked world", b"again"], 1)
+
+
+def test_an_interim_100_continue_is_skipped_and_the_answer_read() -> None:
+    async def handler(server: Server, reader: Reader, writer: Writer) -> None:
+        await read_request(server, reader)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n"
+                     b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal")  # fmt: skip
+
+    async def scenario() -> tuple[int, bytes]:
+        async with serving(handler) as server, client() as http:
+            response = await http.post(server.url(), json={})
+            return response.status_code, response.content
+
+    assert run(scenario()) == (200, b"final")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok and bytes after the body",
+    ],
+)
+def test_a_connection_that_may_not_go_on_is_not_reused(answer: bytes) -> None:
+    async def handler(server: Server, reader: Reader, writer: Writer) -> None:
+        if await read_request(server, reader) is not None:
+            writer.write(answer)
+            await writer.drain()
+
+    async def scenario() -> tuple[list[bytes], int]:
+        async with serving(handler) as server, client() as http:
+            bodies = [(await http.post(server.url(), json={})).content for _ in range(2)]
+            return bodies, server.accepted
+
+    assert run(scenario()) == ([b"ok", b"ok"], 2)
+
+
+def test_a_malformed_answer_is_a_remote_protocol_error_and_a_bad_response() -> None:
+    async def handler(server: Server, reader: Reader, writer: Writer) -> None:
+        await read_request(server, reader)
+        writer.write(chunked_head() + chunk(event("one")) + b"zz\r\nnot a size\r\n")
+
+    async def scenario() -> LocalModelError:
+        async with serving(handler) as server:
+            with pytest.raises(LocalModelError) as caught:
+                await stream_of(local_model(server.url("/v1")))
+            return caught.value
+
+    error = run(scenario())
+    assert error.kind == "bad_response"
+    assert "bad chunk size line" in error.detail
 
 
 def test_a_body_without_length_ends_when_the_server_closes() -> None:

@@ -1,15 +1,16 @@
-"""The httpx transport of the local model client: HTTP/1.1 on asyncio streams and h11.
+"""The httpx transport of the local model client: HTTP/1.1 on asyncio streams.
 
 httpx's default transport (httpcore on anyio) spent about 3.5 ms of CPU per short streamed answer
 from a local model, several times what the gateway spends on the prompt itself; this one does the
-same HTTP/1.1 work with one asyncio stream and one h11 state machine per connection. It keeps
+same HTTP/1.1 work with one asyncio stream per connection and the framing of `http1.py`. It keeps
 httpx's API: the client, its errors (ConnectError, ReadTimeout, RemoteProtocolError, ...) and its
 content decoding stay httpx's. https goes through asyncio's TLS with httpx's default context
 (certifi's CA bundle, as the default transport with `trust_env=False`) unless one is given.
 
 Connections are kept alive in a pool per (scheme, host, port), at most `max_connections` open
 per origin. A connection goes back to the pool only after its response was read to the end and
-h11 says both sides may go on; a response closed early closes its connection. A request that a
+it may go on (HTTP/1.1 without `Connection: close`, a body framed by length or chunks, nothing
+sent after it); a response closed early closes its connection. A request that a
 kept-alive connection loses before a byte of answer came (the server closed it, idle, as the
 request went out) is sent once more on a new connection; chat requests change nothing on the
 server, so a repeat costs only compute.
@@ -24,8 +25,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import h11
 import httpx
+
+from dlpproxy.localmodel import http1
 
 Origin = tuple[str, str, int]
 READ_SIZE = 64 * 1024
@@ -56,7 +58,7 @@ class LocalModelTransport(httpx.AsyncBaseTransport):
         for attempt in (1, 2):
             conn = await pool.acquire(request, timeouts)
             try:
-                status, headers, reason = await conn.exchange(request, body, timeouts)
+                head = await conn.exchange(request, body, timeouts)
             except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
                 pool.release(conn, reuse=False)
                 # a kept-alive connection the server closed while idle: once more on a new one
@@ -67,9 +69,9 @@ class LocalModelTransport(httpx.AsyncBaseTransport):
                 pool.release(conn, reuse=False)
                 raise
             stream = _ResponseStream(pool, conn, request, timeouts.get("read"))
-            return httpx.Response(status, headers=headers, stream=stream,
+            return httpx.Response(head.status, headers=head.headers, stream=stream,
                                   extensions={"http_version": b"HTTP/1.1",
-                                              "reason_phrase": reason})  # fmt: skip
+                                              "reason_phrase": head.reason})  # fmt: skip
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
@@ -85,13 +87,14 @@ class LocalModelTransport(httpx.AsyncBaseTransport):
 
 
 class _Connection:
-    """One TCP (or TLS) connection and the h11 state of the exchange on it."""
+    """One TCP (or TLS) connection, its receive buffer and the framing of the current answer."""
 
-    __slots__ = ("answered", "h11", "reader", "served", "writer")
+    __slots__ = ("answered", "body", "buf", "reader", "served", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.buf = bytearray()  # received, not parsed yet
+        self.body: http1.Body = http1.Empty()  # how the current answer's body ends
         self.served = False  # it carried a whole exchange before this one
         self.answered = False  # the server sent a byte of the current answer
 
@@ -99,45 +102,43 @@ class _Connection:
         """An idle connection the server has not closed (nor failed) meanwhile."""
         return not (self.writer.is_closing() or self.reader.at_eof() or self.reader.exception())
 
+    def reusable(self) -> bool:
+        """The answer was read to its end, nothing came after it, and both sides may go on."""
+        return self.body.done and self.body.reusable and not self.buf and self.alive()
+
     async def exchange(
         self, request: httpx.Request, body: bytes, timeouts: dict[str, float | None]
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Send the request, head and body in one write, then read up to the response head:
-        status, raw headers, reason."""
+    ) -> http1.Head:
+        """Send the request, head and body in one write, then read up to the response head
+        (interim 1xx answers skipped); `self.body` then frames what follows."""
         self.answered = False
+        try:
+            data = http1.request_bytes(
+                request.method.encode("ascii"), request.url.raw_path, request.headers.raw, body
+            )
+        except http1.ProtocolError as exc:
+            raise httpx.LocalProtocolError(str(exc), request=request) from None
         with _mapped(request, "write", timeouts.get("write")):
-            self.writer.write(self._serialise(request, body))
+            self.writer.write(data)
             await self.writer.drain()
         read_timeout = timeouts.get("read")
         while True:
-            event = self.next_event(request)
-            if event is h11.NEED_DATA:
-                await self.receive(request, read_timeout)
-            elif type(event) is h11.Response:
-                return event.status_code, event.headers.raw_items(), event.reason
-            elif type(event) is h11.ConnectionClosed:
+            try:
+                head = http1.take_head(self.buf)
+                if head is not None and head.status >= 200:
+                    self.body = http1.body_of(head, request.method.encode("ascii"))
+                    return head
+            except http1.ProtocolError as exc:
+                raise httpx.RemoteProtocolError(str(exc), request=request) from None
+            if head is not None and head.status == 101:
+                raise httpx.RemoteProtocolError("the server switched protocols", request=request)
+            if head is None and not await self.receive(request, read_timeout):
                 raise httpx.RemoteProtocolError(
                     "the server closed the connection without sending a response", request=request
                 )
 
-    def _serialise(self, request: httpx.Request, body: bytes) -> bytes:
-        h = self.h11
-        try:
-            data = h.send(h11.Request(method=request.method, target=request.url.raw_path,
-                                      headers=request.headers.raw)) or b""  # fmt: skip
-            if body:
-                data += h.send(h11.Data(data=body)) or b""
-            return data + (h.send(h11.EndOfMessage()) or b"")
-        except h11.LocalProtocolError as exc:
-            raise httpx.LocalProtocolError(str(exc), request=request) from None
-
-    def next_event(self, request: httpx.Request) -> Any:
-        try:
-            return self.h11.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from None
-
-    async def receive(self, request: httpx.Request, timeout: float | None) -> None:
+    async def receive(self, request: httpx.Request, timeout: float | None) -> bool:
+        """Read what the server sent next into the buffer; False at the end of the stream."""
         if timeout is None:
             try:
                 data = await self.reader.read(READ_SIZE)
@@ -147,16 +148,19 @@ class _Connection:
             with _mapped(request, "read", timeout):
                 async with asyncio.timeout(timeout):
                     data = await self.reader.read(READ_SIZE)
-        if data:
-            self.answered = True
-        self.h11.receive_data(data)
+        if not data:
+            return False
+        self.answered = True
+        self.buf += data
+        return True
 
     def close(self) -> None:
         self.writer.close()
 
 
 class _ResponseStream(httpx.AsyncByteStream):
-    """The body as it arrives; the connection returns to the pool once the body has ended."""
+    """The body as it arrives (what one read brought, joined); the connection returns to the
+    pool once the body has ended."""
 
     def __init__(
         self, pool: _Pool, conn: _Connection, request: httpx.Request, read_timeout: float | None
@@ -168,18 +172,29 @@ class _ResponseStream(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         conn, request = self._conn, self._request
+        body, buf = conn.body, conn.buf
         while not self._closed:
-            event = conn.next_event(request)
-            kind = type(event)
-            if kind is h11.Data:
-                yield bytes(event.data)
-            elif event is h11.NEED_DATA:
-                await conn.receive(request, self._read_timeout)
-            elif kind is h11.EndOfMessage:
+            if body.done:
                 self._complete = True
                 return
-            elif kind is h11.ConnectionClosed:
-                raise httpx.RemoteProtocolError("the server closed the connection", request=request)
+            if buf:
+                try:
+                    data = body.take(buf)
+                except http1.ProtocolError as exc:
+                    raise httpx.RemoteProtocolError(str(exc), request=request) from None
+                if data:
+                    yield data
+                    continue
+                if body.done:
+                    continue
+            # the buffer is empty or holds only part of a line: read on
+            if not await conn.receive(request, self._read_timeout):
+                try:
+                    body.at_eof()
+                except http1.ProtocolError:
+                    raise httpx.RemoteProtocolError(
+                        "the server closed the connection", request=request
+                    ) from None
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -213,10 +228,7 @@ class _Pool:
 
     def release(self, conn: _Connection, reuse: bool) -> None:
         """Keep a connection whose exchange ended cleanly and may go on; close any other."""
-        h = conn.h11
-        if (reuse and not self.closed and h.our_state is h11.DONE and h.their_state is h11.DONE
-                and h.trailing_data == (b"", False) and conn.alive()):  # fmt: skip
-            h.start_next_cycle()
+        if reuse and not self.closed and conn.reusable():
             conn.served = True
             self.idle.append(conn)
             self._wake()
