@@ -175,3 +175,26 @@ def test_a_renamed_shape_that_many_company_files_take_is_not_a_copy(tmp_path):
 def test_a_renamed_shape_of_few_company_files_is_still_a_renamed_copy(tmp_path):
     index = index_of(tmp_path / "few", {f"m{i}.py": _options(i) for i in range(2)})
     assert index.match(_options(99).split("    store.")[0])
+
+
+def test_a_run_of_lines_that_many_documents_share_is_a_copy_where_its_lines_are_not(tmp_path):
+    # six documents quote the travel policy: each of its lines alone weighs a sixth, but five
+    # of them next to each other, in the documents' order, are a copied stretch
+    files = {f"note{i}.md": distinct_note(i) + "\n\n" + POLICY for i in range(6)}
+    index = index_of(tmp_path, files)
+    lines = POLICY.splitlines()
+    assert index.match(POLICY)
+    assert index.match("\n".join(lines[:4])) == []  # four are not a run
+    assert index.match("\n".join([lines[i] for i in (4, 2, 0, 3, 1)])) == []  # nor out of order
+
+
+def test_a_run_needs_the_lines_next_to_each_other_in_the_document(tmp_path):
+    # six documents hold the policy's lines in the same order, but each line among sentences
+    # of its own: in order, yet not next to each other, so each still weighs a sixth
+    def spread_out(i: int) -> str:
+        own = distinct_note(i, sentences=12).splitlines()
+        return "\n".join(f"{own[2 * n]}\n{line}\n{own[2 * n + 1]}"
+                         for n, line in enumerate(POLICY.splitlines()))  # fmt: skip
+
+    index = index_of(tmp_path, {f"note{i}.md": spread_out(i) for i in range(6)})
+    assert index.match(POLICY) == []

@@ -184,28 +184,37 @@ class MemoryIndex:
 
 def _candidates(looked: list[ChannelLookup]) -> I64:
     """The files whose shared fingerprints could reach a match: each distinct one counted at
-    what it weighs (exact or renamed, rarity), order not yet checked, so the sum bounds what
-    `_enough` can find (most files share a k-gram or two by chance or idiom: they are dropped
-    before the Python loop); at most MAX_CANDIDATES, those with most evidence."""
+    what it weighs (exact or renamed, rarity; beside another of the file's, at least a share of
+    a run), order not yet checked, so the sum bounds what `_enough` can find (most files share
+    a k-gram or two by chance or idiom: they are dropped before the Python loop); at most
+    MAX_CANDIDATES, those whose fingerprints alone weigh most."""
     owners: list[I64] = []
     bounds: list[npt.NDArray[np.float64]] = []
+    ranks: list[npt.NDArray[np.float64]] = []
     for found in looked:
         channel = found.channel
         weights = found.rarity / np.where(found.exact, channel.min_exact, channel.min_matches)
+        bound = weights
+        if channel.run:  # a fingerprint beside another of the file's may belong to a run
+            places = found.files * (1 << 32) + found.ordinals
+            beside = np.isin(places + 1, places) | np.isin(places - 1, places)
+            bound = np.where(beside, np.maximum(weights, 1 / channel.run), weights)
         pairs = found.files * (1 << 32) + stored(found.hashes[found.where]).astype(np.int64)
-        order = np.lexsort((-weights, pairs))  # per (file, fingerprint) the heaviest first
-        pairs, weights = pairs[order], weights[order]
-        first = np.flatnonzero(np.diff(pairs, prepend=-1) != 0)
-        owners.append(pairs[first] >> 32)
-        bounds.append(weights[first])
+        order = np.lexsort((-bound, pairs))  # per (file, fingerprint) the heaviest first
+        starts = np.flatnonzero(np.diff(pairs[order], prepend=-1) != 0)
+        first = order[starts]
+        owners.append(found.files[first])
+        bounds.append(bound[first])
+        ranks.append(weights[first])
     if not owners:
         return np.zeros(0, np.int64)
     files, at = np.unique(np.concatenate(owners), return_inverse=True)
     evidence = np.bincount(at, weights=np.concatenate(bounds))
+    rank = np.bincount(at, weights=np.concatenate(ranks))
     enough = evidence >= 1.0 - 1e-9
-    files, evidence = files[enough], evidence[enough]
+    files, rank = files[enough], rank[enough]
     if len(files) > MAX_CANDIDATES:  # bounds the time per prompt
-        files = files[np.argsort(-evidence, kind="stable")[:MAX_CANDIDATES]]
+        files = files[np.argsort(-rank, kind="stable")[:MAX_CANDIDATES]]
     return files
 
 
@@ -340,7 +349,8 @@ def _only_common_shapes(hits: list[Hit]) -> bool:
 
 def _chain(hits: list[Hit], need: float) -> float:
     """The evidence of one reading: its heaviest chain in the file's order (stops once that
-    reaches `need`), plus OUT_OF_ORDER of what its other shared fingerprints weigh."""
+    reaches `need`), plus OUT_OF_ORDER of what its other shared fingerprints weigh; a run of
+    the channel's `run` fingerprints next to each other in the file is `need` at once."""
     channel = hits[0].channel
     weighed: dict[tuple[int, int, int], float] = {}
     for h in hits:
@@ -349,13 +359,16 @@ def _chain(hits: list[Hit], need: float) -> float:
         weighed[key] = max(w, weighed.get(key, 0.0))
     distinct = sorted(weighed.items())[:CHAIN_LIMIT]
     best = [w for _, w in distinct]
+    run = [1] * len(distinct)  # fingerprints next to each other in the file, ending here
     for i, ((p, o, v), w) in enumerate(distinct):
         for j in range(max(0, i - CHAIN_REACH), i):
             (q, r, u), _ = distinct[j]
             if u != v and r < o <= r + (p - q):
                 best[i] = max(best[i], best[j] + w)
-        if best[i] >= need - 1e-9:
-            return best[i]
+                if o == r + 1:
+                    run[i] = max(run[i], run[j] + 1)
+        if best[i] >= need - 1e-9 or run[i] == channel.run:
+            return max(best[i], need)
     chain = max(best, default=0.0)
     shared: dict[int, float] = {}
     for (_, _, v), w in distinct:

@@ -56,6 +56,10 @@ class Channel:
     # evidence made only of fingerprints shared renamed (tags disagree), each held by more
     # files than this, is a shape many files take once renamed, not a copy (0: no limit)
     renamed_common: int = 0
+    # this many shared fingerprints that stand next to each other in the file and in that order
+    # in the text are a copied stretch whatever each one's commonness: lines or sentences that
+    # many files share one by one rarely follow each other in the same order (0: no such rule)
+    run: int = 0
 
     @property
     def guarantee(self) -> int:
@@ -65,11 +69,12 @@ class Channel:
 
 CODE = Channel(
     "code", k=15, w=40, min_matches=3, min_exact=2, min_distinct=7, renames=True, line_gap=3,
-    renamed_common=8,
+    renamed_common=8, run=5,
 )  # fmt: skip
 PROSE = Channel(
-    "prose", k=8, w=18, min_matches=1.5, min_exact=1.5, min_distinct=4, line_gap=2, rarity=1.0
-)
+    "prose", k=8, w=18, min_matches=1.5, min_exact=1.5, min_distinct=4, line_gap=2, rarity=1.0,
+    run=5,
+)  # fmt: skip
 
 
 def _powers(k: int, seed: int) -> U64:
