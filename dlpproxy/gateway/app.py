@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from typing import Any
 
 from dlpproxy.audit import AuditEvent, AuditWriter, joined
 from dlpproxy.errors import DlpError
@@ -126,10 +127,10 @@ class Gateway:
     async def _prompt(
         self, req: HttpRequest, endpoint: Endpoint, upstream: Upstream, policy: Policy, who: Who
     ) -> HttpResponse:
-        refused = self._refused_body(req, endpoint, upstream, policy, who)
-        if refused is not None:
-            return refused
-        model = str(json.loads(req.body).get("model") or "")
+        doc = self._body(req, endpoint, upstream, policy, who)
+        if isinstance(doc, HttpResponse):
+            return doc
+        model = str(doc.get("model") or "")
         offered = not upstream.config.models or model in upstream.config.models
         if not offered and model not in policy.local_models:
             message = f"model '{model}' is not offered by this gateway (GET {MODELS} lists them)"
@@ -158,10 +159,11 @@ class Gateway:
             )
         return await self._forward(endpoint, upstream, req, request, verdict, policy)
 
-    def _refused_body(
+    def _body(
         self, req: HttpRequest, endpoint: Endpoint, upstream: Upstream, policy: Policy, who: Who
-    ) -> HttpResponse | None:
-        """Too big, not JSON, or not a JSON object: refused (and audited) before any scan."""
+    ) -> dict[str, Any] | HttpResponse:
+        """The body's JSON object; too big, not JSON, or not a JSON object: the refusal
+        (audited) before any scan."""
         mime = (req.header("content-type") or "").split(";", 1)[0].strip().lower()
         limit = policy.max_body_bytes
         if len(req.body) > limit:
@@ -171,11 +173,11 @@ class Gateway:
         else:
             try:
                 doc = json.loads(req.body)
-                status, problem = (0, "") if isinstance(doc, dict) else (400, "not a JSON object")
+                if isinstance(doc, dict):
+                    return doc
+                status, problem = 400, "not a JSON object"
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 status, problem = 400, f"malformed JSON body ({exc})"
-        if not status:
-            return None
         verdict = self.inspector.refuse_raw(upstream.config.host, req.path, policy, who, problem)
         self.record(verdict.event)
         message = f"dlpproxy gateway: {problem}; nothing was sent. Incident {verdict.event.id}."

@@ -6,7 +6,6 @@ assistant turn may hold values that dlpproxy restored into an earlier answer.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from dlpproxy.providers import files
@@ -100,7 +99,7 @@ class OpenAIChatAdapter(JsonApiAdapter):
         walk_chat_messages(doc.get("messages"), found)
 
     def to_openai(self, req: Request) -> dict[str, Any]:
-        doc = copy.deepcopy(self.parse(req))
+        doc = self.parse(req)  # a fresh object on each call: ours to change
         model = self._model(doc, req)
         if model:
             doc["model"] = model
