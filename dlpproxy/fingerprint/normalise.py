@@ -118,10 +118,10 @@ def _tokens(
     text: str,
     values: list[int],
     dists: list[int],
-    spans: list[tuple[int, int]],
+    spans: list[int],
     lexical: list[int],
 ) -> Tokens:
-    bounds = np.array(spans, dtype=np.int64).reshape(-1, 2)
+    bounds = np.array(spans, dtype=np.int64).reshape(-1, 2)  # start, end, start, end, ...
     starts = bounds[:, 0].copy()
     return Tokens(
         np.array(values, dtype=np.uint64),
@@ -143,7 +143,7 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
     """The code token stream of `text`; comments and docstrings go to `notes` when given."""
     values: list[int] = []
     dists: list[int] = []
-    spans: list[tuple[int, int]] = []
+    spans: list[int] = []
     lexical: list[int] = []
     last_seen: dict[str, int] = {}
     keyword = _KEYWORD_HASH.get
@@ -168,7 +168,7 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
                 last_seen[token] = i
                 values.append(0)
                 dists.append(0 if previous is None else i - previous)
-                spans.append(m.span(kind))
+                spans.extend(m.span(kind))
                 lexical.append(known(token) or token_hash(token))
                 continue
             written = value
@@ -187,7 +187,7 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
                 value = known(part.group()) or token_hash(part.group())
                 values.append(value)
                 dists.append(-1)
-                spans.append((offset + part.start(), offset + part.end()))
+                spans.extend((offset + part.start(), offset + part.end()))
                 lexical.append(value)
             continue
         else:
@@ -202,7 +202,7 @@ def code_tokens(text: str, notes: list[str] | None = None) -> Tokens:
             continue
         values.append(value)
         dists.append(-1)
-        spans.append(m.span(kind))
+        spans.extend(m.span(kind))
         lexical.append(written)
     return _tokens(text, values, dists, spans, lexical)
 
@@ -220,7 +220,7 @@ def prose_tokens(text: str) -> Tokens:
     known = _token_hashes.get
     words = [m.group().lower() for m in matches]
     values = [NUMBER_CLASS if w.isdigit() else (known(w) or token_hash(w)) for w in words]
-    spans = [m.span() for m in matches]
+    spans = [at for m in matches for at in m.span()]
     return _tokens(text, values, [-1] * len(values), spans, values)
 
 
