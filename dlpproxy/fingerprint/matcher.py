@@ -6,8 +6,9 @@ is seen) are found with two binary searches. Fingerprints that occur in many fil
 boilerplate the file filters missed; identical copies and near-copies count once) or in public
 code registered as an allow-list are left out when the array is built; for prose, one held by
 several files weighs less. A file matches when the ordered chains of its fingerprints in the
-text, code and prose together, weigh enough (see `_enough`); code that shares with it only
-renamed shapes that many files take is no evidence.
+text, code and prose together, weigh enough, or when several of them stand next to each other
+in the file and in that order in the text, however common each one (see `_enough`); code that
+shares with it only renamed shapes that many files take is no evidence.
 """
 
 from __future__ import annotations
@@ -323,8 +324,9 @@ def _enough(hits: list[Hit]) -> bool:
     fingerprints a third, and the channels add up: a copied function with its docstring is
     evidence in both (of two code readings, the better one). A fingerprint weighs 1/min_exact
     of its channel when its tag agrees too (an exact copy), else 1/min_matches, times its
-    rarity weight; a match needs 1. A reading that shares only renamed shapes that many files
-    take counts nothing (see `_only_common_shapes`)."""
+    rarity weight; a match needs 1, and so does a run of the channel's `run` fingerprints next
+    to each other in the file (see `_chain`). A reading that shares only renamed shapes that
+    many files take counts nothing (see `_only_common_shapes`)."""
     readings: dict[tuple[str, int], list[Hit]] = defaultdict(list)
     for h in hits:
         readings[h.channel.name, h.reading].append(h)
