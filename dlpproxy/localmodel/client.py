@@ -3,7 +3,8 @@
 Every failure is a `LocalModelError` whose `kind` says what went wrong, before the first chunk
 of a stream and in the middle of one alike, so a caller can fail closed in its own format.
 Each model has one pooled `httpx.AsyncClient` on our own transport (`transport.py`: HTTP/1.1 on
-asyncio streams and h11, a fraction of the CPU of httpx's default one per streamed answer). It
+asyncio streams, `http1.py` framing, a fraction of the CPU of httpx's default one per streamed
+answer); chat calls hand their request to that transport directly (`_open`). It
 never reads proxy settings from the environment: the proxy must not send its own rerouted
 prompts through a proxy. A health check is cached for `health_ttl_s`, and a circuit breaker is
 fed by every call.

@@ -8,8 +8,9 @@ receive buffer so that whatever chunks one read brought out come as one piece. A
 malformed raises `ProtocolError` with what was wrong; the transport turns it into httpx's
 RemoteProtocolError or LocalProtocolError.
 
-The general parser that did this before (h11) spent about a third of the client's CPU per
-relayed token on its event machinery; a local model stream is hundreds of small chunks.
+A local model stream is hundreds of small chunks: with the general event-based parser used
+before (h11) and httpx's response iterators, the client spent 158 to 185 us of CPU per relayed
+chunk of a paced stream; with this framing and the transport's stream read directly, 100 to 108.
 """
 
 from __future__ import annotations
