@@ -306,6 +306,35 @@ def test_the_local_model_client_streams_through_the_transport_by_default() -> No
     assert run(scenario()) == (["a", "b", "a", "b"], 1)
 
 
+def test_a_streamed_chat_request_goes_out_as_the_server_expects() -> None:
+    async def handler(server: Server, reader: Reader, writer: Writer) -> None:
+        await read_request(server, reader)
+        writer.write(chunked_head() + chunk(event("a", "stop")) + b"0\r\n\r\n")
+
+    async def scenario() -> bytes:
+        async with serving(handler) as server:
+            config = LocalModelConfig(name="company", base_url=server.url("/v1"), model="tiny",
+                                      api_key="sk-local")  # fmt: skip
+            local = LocalModel(config)
+            try:
+                [c async for c in local.chat_stream(QUESTION)]
+            finally:
+                await local.aclose()
+            return server.requests[0]
+
+    head, body = run(scenario()).split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(b":") for line in lines[1:])}
+    assert lines[0] == b"POST /v1/chat/completions HTTP/1.1"
+    assert headers[b"accept"] == b"text/event-stream"
+    assert headers[b"authorization"] == b"Bearer sk-local"
+    assert headers[b"user-agent"].startswith(b"dlpproxy/")
+    assert headers[b"content-type"] == b"application/json"
+    assert int(headers[b"content-length"]) == len(body)
+    assert b"accept-encoding" not in headers  # the stream comes as it is, not compressed
+    assert json.loads(body) == {**QUESTION, "model": "tiny", "stream": True}
+
+
 # -- failures, as httpx errors and through LocalModel
 
 

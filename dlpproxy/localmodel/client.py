@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import httpx
 
+from dlpproxy import __version__
 from dlpproxy.errors import DlpError
 from dlpproxy.localmodel.breaker import CircuitBreaker
 from dlpproxy.localmodel.config import LocalModelConfig, LocalModelConfigError
@@ -31,6 +32,7 @@ from dlpproxy.localmodel.transport import LocalModelTransport
 Kind = Literal["unavailable", "timeout", "bad_response", "http_error", "circuit_open"]
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a whole (not streamed) answer
 HEALTH_TIMEOUT_S = 5.0  # on top of the connect timeout
+USER_AGENT = f"dlpproxy/{__version__}"
 
 
 class LocalModelError(DlpError):
@@ -198,7 +200,9 @@ class LocalModel:
         return response
 
     def _headers(self, accept: str = "application/json") -> dict[str, str]:
-        headers = {"accept": accept}
+        """Ours only: a request sent with `_open` carries none of the client's defaults (no
+        Accept-Encoding, so the server sends the stream as it is)."""
+        headers = {"accept": accept, "user-agent": USER_AGENT}
         if self.config.api_key:
             headers["authorization"] = f"Bearer {self.config.api_key}"
         return headers
