@@ -22,8 +22,6 @@ import contextlib
 import itertools
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,14 +35,13 @@ if __package__ in (None, ""):
 
 import httpx
 
+from bench import gateway_stack as stack
 from bench.proxy import unpin
-from bench.proxy_stack import cpu_seconds
 from bench.report import Section, table
 from bench.speed import p50_p99
 
-ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 5
-KEY_ENV = "DLPPROXY_BENCH_PROVIDER_KEY"
+PEERS = ("relay", "litellm")
 PROMPT = (
     "Our deploy script fails with AccessDenied for AKIAR5TQ2MXW7KZP4VNJ, the key in "
     "deploy/env.sh. Which IAM permission is missing for s3:PutObject on the release bucket?"
@@ -66,78 +63,6 @@ class Level:
     total_p99: float
     per_second: float
     cpu_ms: float | None = None  # the gateway process's CPU time per stream
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not come up:\n{log.read_text(errors='replace')[-2000:]}")
-
-
-@contextlib.contextmanager
-def local_server(folder: Path, timeout: float) -> Iterator[str]:
-    """The tiny GGUF model served by llama-cpp-python's server; yields its /v1 base URL."""
-    sys.path.insert(0, str(ROOT))
-    from tests.support.tiny_gguf import write_tiny_gguf
-
-    model = write_tiny_gguf(folder / "tiny.gguf")
-    port, log = free_port(), folder / "llama.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host",
-           "127.0.0.1", "--port", str(port), "--model_alias", "tiny", "--n_ctx", "2048",
-           "--verbose", "False", "--n_threads", "1", "--interrupt_requests", "False"]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/v1/models", proc, log, timeout)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
-@contextlib.contextmanager
-def gateway(folder: Path, local_url: str, timeout: float) -> Iterator[tuple[str, str, int]]:
-    """`dlpproxy gateway` rerouting secrets to `local_url`; yields its /v1 URL, an app key and
-    its process id."""
-    from dlpproxy.gateway.config import new_key
-
-    key, line = new_key("bench")
-    (folder / "gateway.yaml").write_text(
-        "version: 1\nproviders:\n  openai:\n"
-        f"    base_url: http://127.0.0.1:{free_port()}/v1\n    api_key_env: {KEY_ENV}\n"
-        f"keys:\n{line}\n"
-    )
-    (folder / "policy.yaml").write_text(
-        "version: 1\nlocal_models:\n  company:\n"
-        f"    base_url: {local_url}\n    model: tiny\n    timeout_s: 120\n"
-        "reroute:\n  model: company\n  banner: ''\n"
-        "rules:\n  - {id: reroute-secrets, category: secret, action: reroute}\n"
-    )
-    port, log = free_port(), folder / "gateway.log"
-    cmd = [sys.executable, "-m", "dlpproxy", "gateway", "--listen", f"127.0.0.1:{port}",
-           "--config", str(folder / "gateway.yaml"), "--policy", str(folder / "policy.yaml"),
-           "--audit-db", str(folder / "audit.db")]  # fmt: skip
-    env = {**os.environ, KEY_ENV: "sk-never-used"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/v1/models", proc, log, timeout)
-        yield f"http://127.0.0.1:{port}/v1", key, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def request_body(long_tokens: int) -> dict[str, Any]:
@@ -198,43 +123,60 @@ async def drive(
 class Target:
     url: str
     headers: dict[str, str]
-    pid: int | None = None  # a process whose CPU time is counted
+    pid: int | None = None  # a process whose CPU time is counted (with its children)
+
+
+def slice_order(names: Sequence[str], k: int) -> list[str]:
+    """The setups in slice `k`, rotated so that none always runs right after the same one."""
+    shift = k % len(names)
+    return [*names[shift:], *names[:shift]]
+
+
+def mismatches(got: dict[str, list[tuple[float, float, str]]]) -> dict[str, int]:
+    """Per setup other than `direct`: answers that differ from every direct answer."""
+    direct_texts = {text for _, _, text in got["direct"]}
+    return {
+        name: sum(1 for _, _, text in results if text not in direct_texts)
+        for name, results in got.items()
+        if name != "direct"
+    }
 
 
 async def measure(
     targets: dict[str, Target], levels: Sequence[tuple[str, int, int]], long_tokens: int
-) -> tuple[list[Level], int]:
-    """Both setups at each (answer, streams, requests) level, in alternating slices; the answers
-    through the gateway are compared with the direct ones (temperature 0: the same text)."""
+) -> tuple[list[Level], dict[str, int]]:
+    """Every setup at each (answer, streams, requests) level, in alternating slices; the answers
+    through each setup are compared with the direct ones (temperature 0: the same text)."""
     out: list[Level] = []
-    mismatched = 0
+    mismatched = {name: 0 for name in targets if name != "direct"}
     for answer, streams, requests in levels:
         body = request_body(long_tokens if answer == "long" else 0)
         got: dict[str, list[tuple[float, float, str]]] = {name: [] for name in targets}
         errors, wall = dict.fromkeys(targets, 0), dict.fromkeys(targets, 0.0)
         cpu: dict[str, float] = {}
-        async with contextlib.AsyncExitStack() as stack:
+        async with contextlib.AsyncExitStack() as clients:
             pool = {
-                name: [await stack.enter_async_context(httpx.AsyncClient(timeout=300))
+                name: [await clients.enter_async_context(httpx.AsyncClient(timeout=300))
                        for _ in range(streams)]
                 for name in targets
             }  # fmt: skip
             for name, t in targets.items():  # warm-up: connections, caches
                 await drive(pool[name], t.url, t.headers, streams * 2, body)
             cut = [requests * k // ROUNDS for k in range(ROUNDS + 1)]
-            for start, end in itertools.pairwise(cut):
-                for name, t in targets.items():
-                    before = cpu_seconds(t.pid) if t.pid else 0.0
+            for k, (start, end) in enumerate(itertools.pairwise(cut)):
+                for name in slice_order(list(targets), k):
+                    t = targets[name]
+                    before = stack.tree_cpu_seconds(t.pid) if t.pid else 0.0
                     results, failed, seconds = await drive(
                         pool[name], t.url, t.headers, end - start, body
                     )
                     if t.pid:
-                        cpu[name] = cpu.get(name, 0.0) + cpu_seconds(t.pid) - before
+                        cpu[name] = cpu.get(name, 0.0) + stack.tree_cpu_seconds(t.pid) - before
                     got[name] += results
                     errors[name] += failed
                     wall[name] += seconds
-        direct_texts = {t for _, _, t in got["direct"]}
-        mismatched += sum(1 for _, _, t in got["gateway"] if t not in direct_texts)
+        for name, count in mismatches(got).items():
+            mismatched[name] += count
         for name in targets:
             level = _level(name, answer, streams, requests, got[name], errors[name], wall[name])
             if name in cpu:
@@ -263,29 +205,44 @@ def _progress(level: Level) -> str:
     )
 
 
-def render(levels: Sequence[Level], mismatched: int, note: str) -> str:
-    rows = []
-    for a, b in zip(levels[::2], levels[1::2], strict=True):
-        direct, through = (a, b) if a.setup == "direct" else (b, a)
-        for lv in (direct, through):
-            rows.append([lv.setup, lv.answer, lv.streams, lv.requests, lv.errors, lv.ttft_p50,
-                         lv.ttft_p99, lv.total_p50, lv.total_p99, lv.per_second,
-                         "-" if lv.cpu_ms is None else lv.cpu_ms])  # fmt: skip
-        rows.append([
-            "**added / loss**", direct.answer, direct.streams, "", "",
+def _row(lv: Level) -> list[object]:
+    cpu = "-" if lv.cpu_ms is None else lv.cpu_ms
+    return [lv.setup, lv.answer, lv.streams, lv.requests, lv.errors, lv.ttft_p50, lv.ttft_p99,
+            lv.total_p50, lv.total_p99, lv.per_second, cpu]  # fmt: skip
+
+
+def _added(direct: Level, through: Level) -> list[object]:
+    """What `through` adds to `direct`: latency in ms and the throughput loss."""
+    loss = (
+        f"**{(1 - through.per_second / direct.per_second) * 100:.1f} % loss**"
+        if direct.per_second
+        else "-"
+    )
+    return ["**added / loss**", direct.answer, direct.streams, "", "",
             f"**{through.ttft_p50 - direct.ttft_p50:+.2f} ms**",
             f"{through.ttft_p99 - direct.ttft_p99:+.2f} ms",
             f"{through.total_p50 - direct.total_p50:+.2f} ms",
-            f"{through.total_p99 - direct.total_p99:+.2f} ms",
-            f"**{(1 - through.per_second / direct.per_second) * 100:.1f} % loss**"
-            if direct.per_second else "-", "",
-        ])  # fmt: skip
+            f"{through.total_p99 - direct.total_p99:+.2f} ms", loss, ""]  # fmt: skip
+
+
+def render(levels: Sequence[Level], mismatched: dict[str, int], note: str) -> str:
+    """The table: at each level the direct row, then each other setup's row followed by what it
+    adds to direct."""
+    groups: dict[tuple[str, int], list[Level]] = {}
+    for lv in levels:
+        groups.setdefault((lv.answer, lv.streams), []).append(lv)
+    rows: list[list[object]] = []
+    for group in groups.values():
+        direct = next(lv for lv in group if lv.setup == "direct")
+        rows.append(_row(direct))
+        for through in (lv for lv in group if lv is not direct):
+            rows += [_row(through), _added(direct, through)]
     head = ["setup", "answer", "streams", "requests", "errors", "TTFT p50 ms", "TTFT p99 ms",
-            "total p50 ms", "total p99 ms", "streams/s", "gateway CPU ms/stream"]  # fmt: skip
+            "total p50 ms", "total p99 ms", "streams/s", "process CPU ms/stream"]  # fmt: skip
+    differ = ", ".join(f"{name} {count}" for name, count in mismatched.items())
     return (
         f"## Gateway overhead (local model direct vs through `dlpproxy gateway`)\n\n{note}\n\n"
-        f"{table(head, rows)}\n\nAnswers through the gateway that differ from every direct "
-        f"answer: {mismatched}.\n"
+        f"{table(head, rows)}\n\nAnswers that differ from every direct answer: {differ}.\n"
     )
 
 
@@ -298,6 +255,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gateway-long-tokens", type=int, default=128, help="tokens of a long answer (0: none)"
     )
     parser.add_argument("--gateway-start-timeout", type=float, default=120.0, help="seconds")
+    parser.add_argument(
+        "--gateway-peers", default=",".join(PEERS), help=f"setups beside the gateway: {PEERS}"
+    )
 
 
 def _levels(args: argparse.Namespace) -> list[tuple[str, int, int]]:
@@ -311,24 +271,73 @@ def _levels(args: argparse.Namespace) -> list[tuple[str, int, int]]:
     return [(a, n, c) for a in answers for n, c in zip(streams, counts, strict=True)]
 
 
+@contextlib.contextmanager
+def started(
+    folder: Path, peers: Sequence[str], timeout: float, skipped: dict[str, str]
+) -> Iterator[dict[str, Target]]:
+    """The local model and the setups in front of it, in the order they take turns; a peer that
+    is not installed or does not start is left out, with the reason in `skipped`."""
+    with contextlib.ExitStack() as procs:
+        local_url = procs.enter_context(stack.local_server(folder, timeout))
+        targets = {"direct": Target(f"{local_url}/chat/completions", {})}
+        if "relay" in peers:
+            url, pid = procs.enter_context(stack.relay(folder, local_url, timeout))
+            targets["relay"] = Target(f"{url}/chat/completions", {}, pid)
+        if "litellm" in peers and (missing := stack.litellm_missing()):
+            skipped["litellm"] = missing
+        elif "litellm" in peers:
+            try:
+                url, key, pid = procs.enter_context(stack.litellm(folder, local_url, timeout))
+            except RuntimeError as exc:
+                skipped["litellm"] = f"LiteLLM did not start: {exc}"
+            else:
+                auth = {"authorization": f"Bearer {key}"}
+                targets["litellm"] = Target(f"{url}/chat/completions", auth, pid)
+        url, key, pid = procs.enter_context(stack.gateway(folder, local_url, timeout))
+        targets["gateway"] = Target(
+            f"{url}/chat/completions", {"authorization": f"Bearer {key}"}, pid
+        )
+        yield targets
+
+
+def _note(args: argparse.Namespace, setups: Sequence[str], skipped: dict[str, str]) -> str:
+    parts = [
+        f"Tiny GGUF model on llama-cpp-python's server (one thread); streamed answers, short (the "
+        f"model stops after a sentence, about 5 tokens) and long ({args.gateway_long_tokens} "
+        f"tokens); the gateway runs the default detectors and reroutes the prompt (it holds an "
+        f"AWS key id)."
+    ]
+    if "relay" in setups:
+        parts.append(
+            "`relay` is a bare TCP byte relay in its own process (bench/peers/tcp_relay.py: no "
+            "parsing, no scanning), the floor: what one more process in the path costs here."
+        )
+    if "litellm" in setups:
+        parts.append(
+            f"`litellm` is the LiteLLM proxy {stack.litellm_version()} (OpenAI-compatible gateway, "
+            f"no DLP scanning, one worker, offline) forwarding model `tiny` to the same server."
+        )
+    parts += [f"{why.splitlines()[0]}: no {name} rows." for name, why in skipped.items()]
+    parts.append(
+        "Each **added / loss** row compares the row above it with direct; the CPU column is the "
+        "relay's, LiteLLM's or the gateway's process (with its children) per stream."
+    )
+    return " ".join(parts)
+
+
 def run(args: argparse.Namespace) -> Section:
     levels = _levels(args)
+    peers = [p.strip() for p in args.gateway_peers.split(",") if p.strip()]
+    if unknown := set(peers) - set(PEERS):
+        raise SystemExit(f"--gateway-peers: unknown {sorted(unknown)}; expected {PEERS}")
     unpin()
     load_start = os.getloadavg()
     began = time.perf_counter()
+    skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="dlpproxy-bench-gw-") as tmp:
-        folder = Path(tmp)
         try:
-            with (
-                local_server(folder, args.gateway_start_timeout) as local_url,
-                gateway(folder, local_url, args.gateway_start_timeout) as (gw_url, key, pid),
-            ):
-                targets = {
-                    "direct": Target(f"{local_url}/chat/completions", {}),
-                    "gateway": Target(
-                        f"{gw_url}/chat/completions", {"authorization": f"Bearer {key}"}, pid
-                    ),
-                }
+            with started(Path(tmp), peers, args.gateway_start_timeout, skipped) as targets:
+                setups = list(targets)
                 found, mismatched = asyncio.run(measure(targets, levels, args.gateway_long_tokens))
         except (RuntimeError, OSError, ImportError) as exc:
             text = f"## Gateway overhead\n\nn/a ({exc})\n"
@@ -336,15 +345,15 @@ def run(args: argparse.Namespace) -> Section:
     seconds = round(time.perf_counter() - began, 1)
     load_end = os.getloadavg()
     note = (
-        f"Tiny GGUF model on llama-cpp-python's server (one thread); streamed answers, short (the "
-        f"model stops after a sentence, about 5 tokens) and long ({args.gateway_long_tokens} "
-        f"tokens); the gateway runs the default detectors and reroutes "
-        f"the prompt (it holds an AWS key id). Client, gateway and model share the machine: "
-        f"load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end; "
-        f"{seconds} s in all. Compare medians and ratios."
+        f"{_note(args, setups, skipped)} Client, setups and model share the machine: load "
+        f"average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end; {seconds} s "
+        f"in all. Compare medians and ratios."
     )
     data: dict[str, Any] = {"levels": [asdict(lv) for lv in found], "mismatched": mismatched,
-                            "seconds": seconds, "load_average": [load_start, load_end]}  # fmt: skip
+                            "setups": setups, "skipped": skipped, "seconds": seconds,
+                            "load_average": [load_start, load_end]}  # fmt: skip
+    if "litellm" in setups:
+        data["litellm_version"] = stack.litellm_version()
     return Section("gateway", render(found, mismatched, note), data)
 
 

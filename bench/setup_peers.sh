@@ -4,7 +4,9 @@
 # Separate venvs because the peers clash with us and with each other: CredSweeper pins its own
 # versions, and LLM Guard depends on bc-detect-secrets, a fork that installs over the
 # `detect_secrets` package of detect-secrets itself. bench/detection.py runs each peer through
-# bench/peers/<peer>_runner.py with that venv's python.
+# bench/peers/<peer>_runner.py with that venv's python. LiteLLM's proxy (an OpenAI-compatible
+# gateway, no DLP scanning) is the peer of `dlpproxy gateway` in bench/gateway.py; it needs the
+# `proxy` extra, and its version is pinned to the one the bench was checked with.
 # Idempotent: .peers/<peer>/.installed marks a finished install (--force redoes them all). A peer
 # that fails to install is recorded in .peers/status.json and the others still go ahead.
 set -u
@@ -13,7 +15,9 @@ cd "$(dirname "$0")/.."
 PEERS_DIR=.peers
 STATUS=$PEERS_DIR/status.json
 LOG=$PEERS_DIR/install.log
-PEERS=(detect-secrets credsweeper llm-guard)
+PEERS=(detect-secrets credsweeper llm-guard litellm)
+# What pip installs for a peer, where that is more than its name.
+declare -A SPECS=([litellm]="litellm[proxy]==1.103.6")
 
 export PYENV_VERSION="${PYENV_VERSION:-3.12.1}"
 PYTHON="${PEERS_PYTHON:-python3.12}"
@@ -32,11 +36,11 @@ install_peer() {
     echo "installing $peer into $venv ..."
     { test -x "$venv/bin/python" || "$PYTHON" -m venv "$venv"; } >>"$LOG" 2>&1 || return 1
     "$venv/bin/python" -m pip install -q --upgrade pip >>"$LOG" 2>&1
-    if "$venv/bin/python" -m pip install "$peer" >>"$LOG" 2>&1; then
+    if "$venv/bin/python" -m pip install "${SPECS[$peer]:-$peer}" >>"$LOG" 2>&1; then
         rm -f "$venv/.failed"
         touch "$venv/.installed"
     else
-        echo "pip install $peer failed; see $LOG" >"$venv/.failed"
+        echo "pip install ${SPECS[$peer]:-$peer} failed; see $LOG" >"$venv/.failed"
         echo "  $peer did not install; see $LOG" >&2
     fi
 }
