@@ -96,13 +96,16 @@ class DlpAddon:
         )
         self.inspector = Inspector(Engine(settings), salt)
         self.writer.status = self._status()
-        log.info("dlpproxy ready: detectors %s", ",".join(self.inspector.engine.names))
+        log.info("dlpproxy configured: detectors %s", ",".join(self.inspector.engine.names))
 
     def running(self) -> None:
         """The proxy is up: watch the local models' health for the heartbeat (TUI status), and
         take what start-up loaded out of the garbage collector's walks (`dlpproxy.heap`)."""
         frozen = freeze_startup_heap()
         log.info("dlpproxy: %d start-up objects frozen out of full collections", frozen)
+        # mitmproxy calls `running` once its servers listen: "ready" means connections are taken
+        names = ",".join(self.inspector.engine.names) if self.inspector else "none"
+        log.info("dlpproxy ready: detectors %s", names)
         if self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
 

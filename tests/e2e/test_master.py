@@ -50,6 +50,7 @@ def _serves(proxy: Proxy, upstream: FakeAIService) -> None:
 
 def test_default_proxy_builds_its_engine_once(proxy: Proxy, upstream: FakeAIService) -> None:
     _serves(proxy, upstream)
+    assert proxy.log.count("dlpproxy configured") == 1, proxy.log[-2000:]
     assert proxy.log.count("dlpproxy ready") == 1, proxy.log[-2000:]
 
 
@@ -57,6 +58,7 @@ def test_all_of_mitmdumps_addons_on_request(tmp_path: Path, upstream: FakeAIServ
     running = start_proxy(tmp_path, upstream.port, ["--mitmproxy-addons", "all"])
     try:
         _serves(running, upstream)
+        assert running.log.count("dlpproxy configured") == 1
         assert running.log.count("dlpproxy ready") == 1
     finally:
         running.stop()
