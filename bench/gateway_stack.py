@@ -23,9 +23,11 @@ RELAY = ROOT / "bench" / "peers" / "tcp_relay.py"
 LITELLM_VENV = ROOT / ".peers" / "litellm"
 LITELLM_KEY = "sk-bench-litellm"
 # LiteLLM offline: the model price map bundled in the package instead of the one it fetches from
-# GitHub at import, no telemetry, no admin UI, no proxy database.
+# GitHub at import, no telemetry, no admin UI, no proxy database; production mode (no .env file
+# read from the working directory), errors only in its log.
 LITELLM_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_MODE": "PRODUCTION",
     "LITELLM_TELEMETRY": "False",
     "DISABLE_ADMIN_UI": "True",
     "HF_HUB_OFFLINE": "1",
