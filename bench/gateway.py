@@ -301,11 +301,12 @@ def started(
 
 
 def _note(args: argparse.Namespace, setups: Sequence[str], skipped: dict[str, str]) -> str:
+    long = args.gateway_long_tokens
+    answers = f" and long ({long} tokens)" if long else ""
     parts = [
         f"Tiny GGUF model on llama-cpp-python's server (one thread); streamed answers, short (the "
-        f"model stops after a sentence, about 5 tokens) and long ({args.gateway_long_tokens} "
-        f"tokens); the gateway runs the default detectors and reroutes the prompt (it holds an "
-        f"AWS key id)."
+        f"model stops after a sentence, about 5 tokens){answers}; the gateway runs the default "
+        f"detectors and reroutes the prompt (it holds an AWS key id)."
     ]
     if "relay" in setups:
         parts.append(
@@ -318,9 +319,10 @@ def _note(args: argparse.Namespace, setups: Sequence[str], skipped: dict[str, st
             f"no DLP scanning, one worker, offline) forwarding model `tiny` to the same server."
         )
     parts += [f"{why.splitlines()[0]}: no {name} rows." for name, why in skipped.items()]
+    measured = [s for s in setups if s != "direct"]
     parts.append(
-        "Each **added / loss** row compares the row above it with direct; the CPU column is the "
-        "relay's, LiteLLM's or the gateway's process (with its children) per stream."
+        "Each **added / loss** row compares the row above it with direct; the CPU column is that "
+        f"process's ({', '.join(measured)}, with its children) per stream."
     )
     return " ".join(parts)
 

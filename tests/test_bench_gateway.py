@@ -99,6 +99,15 @@ def test_note_says_why_litellm_rows_are_missing() -> None:
     assert "Traceback" not in note
     assert "`relay` is a bare TCP byte relay" in note
     assert "`litellm` is the LiteLLM proxy" not in note
+    assert "the CPU column is that process's (relay, gateway, with its children)" in note
+    assert "long (128 tokens)" in note
+
+
+def test_note_leaves_long_answers_out_when_there_are_none() -> None:
+    note = _note(argparse.Namespace(gateway_long_tokens=0), ["direct", "gateway"], {})
+    assert "long (" not in note
+    assert "`relay`" not in note
+    assert "(gateway, with its children)" in note
 
 
 def test_litellm_is_missing_until_its_venv_is_installed(
