@@ -1,17 +1,22 @@
-"""Gateway overhead: the local model called directly versus through `dlpproxy gateway`.
+"""Gateway overhead: the local model called directly versus through `dlpproxy gateway`, beside a
+floor (a bare TCP relay) and a peer (the LiteLLM proxy).
 
     .venv/bin/python bench/gateway.py [--gateway-concurrency 1,20] [--gateway-requests 60,200]
+                                      [--gateway-peers relay,litellm]
 
 A real llama-cpp-python server with the tiny test model (tests/support/tiny_gguf.py, made
 offline) is the local model; `dlpproxy gateway` runs as its own process with the default
 detectors and a policy that reroutes secrets to that server, so every request through it is
 scanned, decided, translated to the local model's chat API and streamed back. The prompt holds
-an AWS key id. Each request streams (`stream: true`, temperature 0); the client measures time
-to first token (the first event with text) and total time. Two answer lengths: `short`, where the
-model stops by itself (a sentence of about 5 tokens), and `long`, where end-of-sequence is banned
-(`logit_bias`) so that it writes `--gateway-long-tokens` tokens. At each level the direct and the
-gateway runs take turns in slices, so that a change in the machine's load falls on both alike.
-Throughput is completed streams per second of wall time; loss = 1 - gateway / direct.
+an AWS key id. Beside it, in front of the same server and each in its own process: `relay`
+(bench/peers/tcp_relay.py, bytes only: what one more process in the path costs) and `litellm`
+(LiteLLM's proxy from .peers/litellm, left out with a note when not installed). Each request
+streams (`stream: true`, temperature 0); the client measures time to first token (the first
+event with text) and total time. Two answer lengths: `short`, where the model stops by itself (a
+sentence of about 5 tokens), and `long`, where end-of-sequence is banned (`logit_bias`) so that
+it writes `--gateway-long-tokens` tokens. At each level the setups take turns in slices, so that
+a change in the machine's load falls on all alike. Throughput is completed streams per second of
+wall time; loss = 1 - setup / direct. Every answer is compared with the direct ones.
 """
 
 from __future__ import annotations
