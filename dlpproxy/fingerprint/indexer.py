@@ -34,7 +34,15 @@ from dlpproxy.fingerprint.sources import (
     kind_of,
 )
 from dlpproxy.fingerprint.store import FileRecord, FingerprintStore, NewFile
-from dlpproxy.fingerprint.winnow import CODE, PROSE, U8, U32, fingerprints
+from dlpproxy.fingerprint.winnow import (
+    CODE,
+    CODE_LINES,
+    PROSE,
+    PROSE_LINES,
+    U8,
+    U32,
+    fingerprints,
+)
 from dlpproxy.providers.files import decode_text, text_of_file
 
 BATCH_FILES = 200
@@ -45,11 +53,19 @@ def fingerprint_text(text: str, kind: str) -> tuple[U32, U8]:
     """All fingerprints of one file's text and their tags, channel after channel, each in text
     order: code is read as code, its comments and docstrings as prose; documents as prose."""
     if kind != "code":
-        return fingerprints(prose_tokens(without_licences(text)), PROSE)
-    notes: list[str] = []
-    code = fingerprints(code_tokens(text, notes), CODE)
-    prose = fingerprints(prose_tokens(notes_text(notes)), PROSE)
-    return np.concatenate([code[0], prose[0]]), np.concatenate([code[1], prose[1]])
+        words = prose_tokens(without_licences(text))
+        parts = [fingerprints(words, PROSE), fingerprints(words, PROSE_LINES)]
+    else:
+        notes: list[str] = []
+        code = code_tokens(text, notes)
+        words = prose_tokens(notes_text(notes))
+        parts = [
+            fingerprints(code, CODE),
+            fingerprints(words, PROSE),
+            fingerprints(code, CODE_LINES),
+            fingerprints(words, PROSE_LINES),
+        ]
+    return np.concatenate([h for h, _ in parts]), np.concatenate([t for _, t in parts])
 
 
 @dataclass

@@ -6,7 +6,7 @@ is seen) are found with two binary searches. Fingerprints that occur in many fil
 boilerplate the file filters missed; identical copies and near-copies count once) or in public
 code registered as an allow-list are left out when the array is built; for prose, one held by
 several files weighs less. A file matches when the ordered chains of its fingerprints in the
-text, code and prose together, weigh enough, or when several of them stand next to each other
+text, code and prose (and their windows of short lines) together, weigh enough, or when several of them stand next to each other
 in the file and in that order in the text, however common each one (see `_enough`); code that
 shares with it only renamed shapes that many files take is no evidence.
 """
@@ -25,12 +25,15 @@ import numpy.typing as npt
 from dlpproxy.fingerprint.normalise import Tokens, code_tokens, prose_tokens
 from dlpproxy.fingerprint.winnow import (
     CODE,
+    CODE_LINES,
     PROSE,
+    PROSE_LINES,
     SKIPPED,
     U8,
     U32,
     Channel,
     kgram_hashes,
+    line_kgrams,
     selected,
     stored,
     tags,
@@ -142,12 +145,14 @@ class MemoryIndex:
         ways where it cannot be told; the better reading counts).
         """
         head, sure = _begins_inside_string(text)
-        streams: list[tuple[Channel, Tokens]] = [(PROSE, prose_tokens(text))]
+        words = prose_tokens(text)
+        streams: list[tuple[Channel, Tokens]] = [(PROSE, words), (PROSE_LINES, words)]
         if not head or not sure:
-            streams.append((CODE, code_tokens(text)))
+            code = code_tokens(text)
+            streams += [(CODE, code), (CODE_LINES, code)]
         if head:
-            rest = " " * head + text[head:]  # blanked, so spans stay in place
-            streams.append((CODE, code_tokens(rest)))
+            rest = code_tokens(" " * head + text[head:])  # blanked, so spans stay in place
+            streams += [(CODE, rest), (CODE_LINES, rest)]
         return _best_per_region(self._found(streams))
 
     def _found(self, streams: Iterable[tuple[Channel, Tokens]]) -> list[Match]:
@@ -168,7 +173,10 @@ class MemoryIndex:
         return matches
 
     def _lookup(self, channel: Channel, tokens: Tokens, reading: int) -> ChannelLookup | None:
-        hashes, written = kgram_hashes(tokens, channel)
+        if channel.short:
+            hashes, written, tokens = line_kgrams(tokens, channel)
+        else:
+            hashes, written = kgram_hashes(tokens, channel)
         if len(hashes) == 0 or len(self.hashes) == 0:
             return None
         short = stored(hashes)

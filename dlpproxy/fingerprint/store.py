@@ -20,14 +20,23 @@ import numpy as np
 
 from dlpproxy.errors import DlpError
 from dlpproxy.fingerprint.matcher import MemoryIndex
-from dlpproxy.fingerprint.winnow import CODE, PROSE, STRINGS_AS_WRITTEN, U8, U32
+from dlpproxy.fingerprint.winnow import (
+    CODE,
+    CODE_LINES,
+    PROSE,
+    PROSE_LINES,
+    STRINGS_AS_WRITTEN,
+    U8,
+    U32,
+)
 
 SCHEMA_VERSION = 1
 # Any change to tokenising or hashing changes the fingerprints: such a store must be rebuilt.
 PARAMS = (
     ";".join(
         f"{c.name}:k{c.k}w{c.w}d{c.min_distinct}g{c.line_gap}{'r' if c.renames else ''}"
-        for c in (CODE, PROSE)
+        + (f"s{c.short}" if c.short else "")
+        for c in (CODE, PROSE, CODE_LINES, PROSE_LINES)
     )
     + f";norm14s{STRINGS_AS_WRITTEN}"
 )

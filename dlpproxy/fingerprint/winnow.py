@@ -5,7 +5,8 @@ looked up by all of its k-grams, holds them whatever it did to spacing and line 
 10-line snippet holds several. Lines long enough to hold a whole window (a paragraph written on
 one line) also keep their winnowed k-grams (Schleimer, Wilkerson, Aiken 2003: the smallest hash
 of every window of `w`, the rightmost on ties), whose guarantee is that two texts sharing a run
-of at least w + k - 1 tokens on such a line share a fingerprint.
+of at least w + k - 1 tokens on such a line share a fingerprint. Runs of lines too short for a
+k-gram to anchor each (lists, `__all__` tables) also keep windows of whole lines (`line_kgrams`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dlpproxy.fingerprint.normalise import STRING_CLASS, Tokens, token_hash
+from dlpproxy.fingerprint.normalise import NUMBER_CLASS, STRING_CLASS, Tokens, token_hash
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
@@ -60,6 +61,9 @@ class Channel:
     # in the text are a copied stretch whatever each one's commonness: lines or sentences that
     # many files share one by one rarely follow each other in the same order (0: no such rule)
     run: int = 0
+    # a line channel: its k-grams are windows of k whole lines (of code: lines holding a name
+    # or a literal), kept only where those lines hold fewer than `short` tokens together
+    short: int = 0
 
     @property
     def guarantee(self) -> int:
@@ -75,6 +79,20 @@ PROSE = Channel(
     "prose", k=8, w=18, min_matches=1.5, min_exact=1.5, min_distinct=4, line_gap=2, rarity=1.0,
     run=5,
 )  # fmt: skip
+# Runs of short lines (a list with one word or one string per line, `__all__`, a class header's
+# assignments): a 15-token or 8-word k-gram spans many of them, so a 10-line paste of them holds
+# one or two line anchors. Windows of 4 whole lines, one kept per 2 lines, give several; each
+# weighs 1/2 (divided by the files holding it), so 2 of one file alone, 6 lines, are a match.
+CODE_LINES = Channel(
+    "code lines", k=4, w=1, min_matches=4, min_exact=2, min_distinct=4, renames=True,
+    line_gap=2, rarity=1.0, short=CODE.k,
+)  # fmt: skip
+PROSE_LINES = Channel(
+    "prose lines", k=4, w=1, min_matches=2, min_exact=2, min_distinct=4, line_gap=2,
+    rarity=1.0, short=PROSE.k,
+)  # fmt: skip
+_PLACE = np.uint64(0x9E3779B97F4A7C15)  # spreads a token's place in its line over the bits
+_NAMED = np.uint64(token_hash("\x00named"))
 
 
 def _powers(k: int, seed: int) -> U64:
@@ -153,6 +171,51 @@ def kgram_hashes(tokens: Tokens, channel: Channel) -> tuple[U64, U64]:
             block[flat] = _flat_keys(grams[flat], lexical[flat], plain[flat], channel)
         keys[begin : begin + len(block)] = block
     return keys, written
+
+
+def line_kgrams(tokens: Tokens, channel: Channel) -> tuple[U64, U64, Tokens]:
+    """(key, as-written hash) of every window of `channel.k` lines of `tokens`, and the stream
+    of those lines (one token per line, spanning it), for a line channel.
+
+    A line's key hashes its tokens in their places: names as the distance back to their previous
+    occurrence on the line (else "new"), string literals as written (renaming keeps them),
+    number literals as their class. Code lines without a name or a literal (a closing bracket,
+    `else:`, imports) are not lines here, so windows run over the lines that say something. A
+    window is SKIPPED where its lines hold `channel.short` tokens or more together (the token
+    k-grams anchor such lines) or where two of its lines are alike (a table of `A = 1` rows)."""
+    n = len(tokens)
+    firsts = np.flatnonzero(np.diff(tokens.lines, prepend=-1) != 0)
+    sizes = np.diff(firsts, append=n)
+    place = np.arange(n, dtype=np.int64) - np.repeat(firsts, sizes)
+    named = tokens.dists >= 0
+    inside = np.where(named & (tokens.dists <= place), tokens.dists, 0).astype(np.uint64)
+    keyed = np.where(named, _mix(inside + _NAMED), tokens.values)
+    literal = tokens.values == STRING_CLASS
+    keyed = np.where(literal, tokens.lexical, keyed)
+    content = np.ones(n, dtype=bool)
+    if channel.renames:
+        content = named | literal | (tokens.values == NUMBER_CLASS)
+    with np.errstate(over="ignore"):
+        spread = place.astype(np.uint64) * _PLACE
+        keys = np.add.reduceat(_mix(keyed ^ spread), firsts) if n else spread
+        written = np.add.reduceat(_mix(tokens.lexical ^ spread), firsts) if n else spread
+    said = (np.add.reduceat(content, firsts) > 0) if n else content
+    lasts = firsts + sizes - 1
+    stream = Tokens(
+        keys[said], np.full(int(np.count_nonzero(said)), -1, dtype=np.int64),
+        tokens.starts[firsts[said]], tokens.ends[lasts[said]], written[said],
+        np.arange(int(np.count_nonzero(said)), dtype=np.int64),
+    )  # fmt: skip
+    k = channel.k
+    if len(stream) < k:
+        empty = np.zeros(0, dtype=np.uint64)
+        return empty, empty, stream
+    powers, _ = _params(channel)
+    windows = sliding_window_view(stream.values, k)
+    hashes = _polynomial(windows, powers)
+    together = sliding_window_view(sizes[said], k).sum(axis=1)
+    hashes[(together >= channel.short) | (_distinct(windows) < channel.min_distinct)] = SKIPPED
+    return hashes, _polynomial(sliding_window_view(stream.lexical, k), powers), stream
 
 
 def _flat_keys(grams: npt.NDArray[np.uint64], lexical: npt.NDArray[np.uint64], plain: U64,
@@ -245,7 +308,10 @@ def fingerprints(tokens: Tokens, channel: Channel) -> tuple[U32, U8]:
 
     A pasted run of whole lines holds the anchors of its lines whatever it did to the spacing
     and line breaks, because the paste is looked up by all of its k-grams."""
-    hashes, written = kgram_hashes(tokens, channel)
+    if channel.short:
+        hashes, written, tokens = line_kgrams(tokens, channel)
+    else:
+        hashes, written = kgram_hashes(tokens, channel)
     picked = selected(tokens, hashes, channel)
     keys = stored(hashes[picked])
     _, first = np.unique(keys, return_index=True)
