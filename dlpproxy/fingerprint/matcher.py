@@ -6,9 +6,10 @@ is seen) are found with two binary searches. Fingerprints that occur in many fil
 boilerplate the file filters missed; identical copies and near-copies count once) or in public
 code registered as an allow-list are left out when the array is built; for prose, one held by
 several files weighs less. A file matches when the ordered chains of its fingerprints in the
-text, code and prose (and their windows of short lines) together, weigh enough, or when several of them stand next to each other
-in the file and in that order in the text, however common each one (see `_enough`); code that
-shares with it only renamed shapes that many files take is no evidence.
+text, code and prose (and their windows of short lines) together, weigh enough, or when several
+of them stand next to each other in the file and in that order in the text, however common each
+one (see `_enough`); code that shares with it only renamed shapes that many files take is no
+evidence.
 """
 
 from __future__ import annotations
@@ -181,6 +182,8 @@ class MemoryIndex:
             return None
         short = stored(hashes)
         counted = np.flatnonzero(hashes != SKIPPED)
+        if len(counted) == 0:
+            return None
         where, files, ordinals, marks, spread = self.lookup(short[counted])
         if len(where) == 0:
             return None
@@ -210,7 +213,8 @@ def _candidates(looked: list[ChannelLookup]) -> I64:
             bound = np.where(beside, np.maximum(weights, 1 / channel.run), weights)
         pairs = found.files * (1 << 32) + stored(found.hashes[found.where]).astype(np.int64)
         order = np.lexsort((-bound, pairs))  # per (file, fingerprint) the heaviest first
-        starts = np.flatnonzero(np.diff(pairs[order], prepend=-1) != 0)
+        ordered = pairs[order]
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
         first = order[starts]
         owners.append(found.files[first])
         bounds.append(bound[first])

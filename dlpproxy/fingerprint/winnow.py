@@ -84,11 +84,11 @@ PROSE = Channel(
 # one or two line anchors. Windows of 4 whole lines, one kept per 2 lines, give several; each
 # weighs 1/2 (divided by the files holding it), so 2 of one file alone, 6 lines, are a match.
 CODE_LINES = Channel(
-    "code lines", k=4, w=1, min_matches=4, min_exact=2, min_distinct=4, renames=True,
+    "code lines", k=4, w=1, min_matches=4, min_exact=2, renames=True,
     line_gap=2, rarity=1.0, short=CODE.k,
 )  # fmt: skip
 PROSE_LINES = Channel(
-    "prose lines", k=4, w=1, min_matches=2, min_exact=2, min_distinct=4, line_gap=2,
+    "prose lines", k=4, w=1, min_matches=2, min_exact=2, line_gap=2,
     rarity=1.0, short=PROSE.k,
 )  # fmt: skip
 _PLACE = np.uint64(0x9E3779B97F4A7C15)  # spreads a token's place in its line over the bits
@@ -182,40 +182,60 @@ def line_kgrams(tokens: Tokens, channel: Channel) -> tuple[U64, U64, Tokens]:
     number literals as their class. Code lines without a name or a literal (a closing bracket,
     `else:`, imports) are not lines here, so windows run over the lines that say something. A
     window is SKIPPED where its lines hold `channel.short` tokens or more together (the token
-    k-grams anchor such lines) or where two of its lines are alike (a table of `A = 1` rows)."""
-    n = len(tokens)
-    firsts = np.flatnonzero(np.diff(tokens.lines, prepend=-1) != 0)
-    sizes = np.diff(firsts, append=n)
-    place = np.arange(n, dtype=np.int64) - np.repeat(firsts, sizes)
+    k-grams anchor such lines) or where two of its lines are alike (a table of `A = 1` rows);
+    where no window is short, there are none at all."""
+    n, k = len(tokens), channel.k
+    firsts, sizes = _lines_of(tokens)
     named = tokens.dists >= 0
+    literal = tokens.values == STRING_CLASS
+    said = np.ones(len(firsts), dtype=bool)
+    if channel.renames and n:
+        content = named | literal | (tokens.values == NUMBER_CLASS)
+        said = np.add.reduceat(content, firsts) > 0
+    sizes_said = sizes[said]
+    if len(sizes_said) < k:
+        return _no_windows()
+    totals = np.cumsum(sizes_said)
+    together = totals[k - 1 :] - np.concatenate(([0], totals[:-k]))
+    short = together < channel.short
+    if not np.any(short):  # most prose and much code: no window to hash
+        return _no_windows()
+    place = np.arange(n, dtype=np.int64) - np.repeat(firsts, sizes)
     inside = np.where(named & (tokens.dists <= place), tokens.dists, 0).astype(np.uint64)
     keyed = np.where(named, _mix(inside + _NAMED), tokens.values)
-    literal = tokens.values == STRING_CLASS
     keyed = np.where(literal, tokens.lexical, keyed)
-    content = np.ones(n, dtype=bool)
-    if channel.renames:
-        content = named | literal | (tokens.values == NUMBER_CLASS)
     with np.errstate(over="ignore"):
         spread = place.astype(np.uint64) * _PLACE
-        keys = np.add.reduceat(_mix(keyed ^ spread), firsts) if n else spread
-        written = np.add.reduceat(_mix(tokens.lexical ^ spread), firsts) if n else spread
-    said = (np.add.reduceat(content, firsts) > 0) if n else content
+        keys = np.add.reduceat(_mix(keyed ^ spread), firsts)[said]
+        written = np.add.reduceat(_mix(tokens.lexical ^ spread), firsts)[said]
     lasts = firsts + sizes - 1
-    stream = Tokens(
-        keys[said], np.full(int(np.count_nonzero(said)), -1, dtype=np.int64),
-        tokens.starts[firsts[said]], tokens.ends[lasts[said]], written[said],
-        np.arange(int(np.count_nonzero(said)), dtype=np.int64),
-    )  # fmt: skip
-    k = channel.k
-    if len(stream) < k:
-        empty = np.zeros(0, dtype=np.uint64)
-        return empty, empty, stream
+    m = len(keys)
+    stream = Tokens(keys, np.full(m, -1, dtype=np.int64), tokens.starts[firsts[said]],
+                    tokens.ends[lasts[said]], written, np.arange(m, dtype=np.int64))  # fmt: skip
     powers, _ = _params(channel)
-    windows = sliding_window_view(stream.values, k)
-    hashes = _polynomial(windows, powers)
-    together = sliding_window_view(sizes[said], k).sum(axis=1)
-    hashes[(together >= channel.short) | (_distinct(windows) < channel.min_distinct)] = SKIPPED
-    return hashes, _polynomial(sliding_window_view(stream.lexical, k), powers), stream
+    hashes = _window_hashes(keys, powers)
+    alike = np.zeros(len(hashes), dtype=bool)
+    for a in range(k):  # two alike lines in a window: a table of `A = 1` rows
+        for b in range(a + 1, k):
+            alike |= keys[a : m - k + 1 + a] == keys[b : m - k + 1 + b]
+    hashes[~short | alike] = SKIPPED
+    return hashes, _window_hashes(written, powers), stream
+
+
+def _window_hashes(values: U64, powers: U64) -> U64:
+    """The polynomial hash of every window of len(powers) values (as `_polynomial` of them)."""
+    k, m = len(powers), len(values)
+    with np.errstate(over="ignore"):
+        total = values[: m - k + 1] * powers[0]
+        for j in range(1, k):
+            total = total + values[j : m - k + 1 + j] * powers[j]
+        return _mix(total)
+
+
+def _no_windows() -> tuple[U64, U64, Tokens]:
+    empty = np.zeros(0, dtype=np.uint64)
+    none = np.zeros(0, dtype=np.int64)
+    return empty, empty, Tokens(empty, none, none, none, empty, none)
 
 
 def _flat_keys(grams: npt.NDArray[np.uint64], lexical: npt.NDArray[np.uint64], plain: U64,
@@ -271,6 +291,16 @@ def tags(hashes: U64) -> U8:
     return (hashes >> np.uint64(56)).astype(np.uint8)
 
 
+def _lines_of(tokens: Tokens) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(position of each line's first token, its number of tokens), lines without tokens left
+    out (slicing: np.diff's prepend and append cost more than the work on a prompt)."""
+    lines = tokens.lines
+    if len(lines) == 0:
+        return lines, lines
+    starts = np.flatnonzero(np.concatenate(([True], lines[1:] != lines[:-1])))
+    return starts, np.append(starts[1:], len(lines)) - starts
+
+
 def line_anchors(tokens: Tokens, channel: Channel) -> npt.NDArray[np.int64]:
     """Positions of the k-grams that begin a line. Lines shorter than `line_gap` tokens (a
     closing bracket, `else:`, a row of a table) are covered by a neighbour's k-gram: one before
@@ -279,9 +309,10 @@ def line_anchors(tokens: Tokens, channel: Channel) -> npt.NDArray[np.int64]:
     n = len(tokens) - channel.k + 1
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.diff(tokens.lines, prepend=-1) != 0)
-    full = np.diff(starts, append=len(tokens)) >= channel.line_gap
-    first = np.diff(starts // channel.line_gap, prepend=-1) != 0
+    starts, lengths = _lines_of(tokens)
+    full = lengths >= channel.line_gap
+    stretch = starts // channel.line_gap
+    first = np.concatenate(([True], stretch[1:] != stretch[:-1]))
     keep = full | (first & ~np.append(full[1:], False))
     anchors = starts[keep]
     return anchors[anchors < n]
@@ -292,8 +323,7 @@ def selected(tokens: Tokens, hashes: U64, channel: Channel) -> npt.NDArray[np.in
     lines long enough to hold a whole window (a paragraph on one line), where winnowing's
     guarantee holds; never a SKIPPED one."""
     picked = line_anchors(tokens, channel)
-    starts = np.flatnonzero(np.diff(tokens.lines, prepend=-1) != 0)
-    lengths = np.diff(starts, append=len(tokens))
+    starts, lengths = _lines_of(tokens)
     if np.any(lengths >= channel.guarantee):  # most code has no such line: no winnowing
         winnowed = winnow(hashes, channel.w)
         line = np.searchsorted(starts, winnowed, side="right") - 1
@@ -312,6 +342,8 @@ def fingerprints(tokens: Tokens, channel: Channel) -> tuple[U32, U8]:
         hashes, written, tokens = line_kgrams(tokens, channel)
     else:
         hashes, written = kgram_hashes(tokens, channel)
+    if len(hashes) == 0:
+        return stored(hashes), tags(hashes)
     picked = selected(tokens, hashes, channel)
     keys = stored(hashes[picked])
     _, first = np.unique(keys, return_index=True)
