@@ -26,6 +26,7 @@ from dlpproxy import __version__
 from dlpproxy.errors import DlpError
 from dlpproxy.localmodel.breaker import CircuitBreaker
 from dlpproxy.localmodel.config import LocalModelConfig, LocalModelConfigError
+from dlpproxy.localmodel.idle import IdleWatch
 from dlpproxy.localmodel.sse import sse_data
 from dlpproxy.localmodel.transport import LocalModelTransport
 
@@ -104,10 +105,15 @@ class LocalModel:
                     chunk = await anext(chunks, None)
                 self.breaker.success()
                 answered = True
+                idle = IdleWatch(cfg.idle_timeout_s)  # one timer for the stream, not one a chunk
+                stack.callback(idle.close)
                 while chunk is not None:
                     yield chunk
-                    async with self._errors("waiting for the next chunk", cfg.idle_timeout_s):
-                        chunk = await anext(chunks, None)
+                    try:
+                        chunk = await idle.next(chunks)
+                    except (TimeoutError, httpx.HTTPError) as exc:
+                        what = "waiting for the next chunk"
+                        raise self._mapped(exc, what, cfg.idle_timeout_s) from None
         except LocalModelError as exc:
             self._report(exc)
             raise
@@ -296,28 +302,26 @@ class LocalModel:
     @contextlib.asynccontextmanager
     async def _errors(self, what: str, timeout_s: float) -> AsyncIterator[None]:
         """Within timeout_s; network and protocol failures become LocalModelError."""
-        url = self.config.base_url
         try:
             async with asyncio.timeout(timeout_s):
                 yield
-        except LocalModelError:
-            raise
-        except TimeoutError:
-            raise self._error(
-                "timeout", f"{what}: no answer from {url} in {timeout_s:g} s"
-            ) from None
-        except httpx.ConnectTimeout:
-            raise self._error("unavailable", f"cannot connect to {url} (timed out)") from None
-        except httpx.TimeoutException as exc:
-            raise self._error("timeout", f"{what}: {type(exc).__name__} from {url}") from None
-        except httpx.ConnectError as exc:
-            raise self._error("unavailable", f"cannot connect to {url}: {exc}") from None
-        except httpx.RemoteProtocolError as exc:
-            raise self._error(
-                "bad_response", f"{what}: {url} broke the answer off: {exc}"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise self._error("unavailable", f"{what}: {type(exc).__name__}: {exc}") from None
+        except (TimeoutError, httpx.HTTPError) as exc:
+            raise self._mapped(exc, what, timeout_s) from None
+
+    def _mapped(self, exc: Exception, what: str, timeout_s: float) -> LocalModelError:
+        """A timeout or an httpx failure while doing `what`, as the LocalModelError for it."""
+        url = self.config.base_url
+        if isinstance(exc, TimeoutError):
+            return self._error("timeout", f"{what}: no answer from {url} in {timeout_s:g} s")
+        if isinstance(exc, httpx.ConnectTimeout):
+            return self._error("unavailable", f"cannot connect to {url} (timed out)")
+        if isinstance(exc, httpx.TimeoutException):
+            return self._error("timeout", f"{what}: {type(exc).__name__} from {url}")
+        if isinstance(exc, httpx.ConnectError):
+            return self._error("unavailable", f"cannot connect to {url}: {exc}")
+        if isinstance(exc, httpx.RemoteProtocolError):
+            return self._error("bad_response", f"{what}: {url} broke the answer off: {exc}")
+        return self._error("unavailable", f"{what}: {type(exc).__name__}: {exc}")
 
     def _admit(self) -> None:
         if not self.breaker.allow():
