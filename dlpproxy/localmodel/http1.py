@@ -25,6 +25,7 @@ _BAD_VALUE = re.compile(rb"[\x00\r\n]")
 _STATUS = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: ([^\r\n]*))?")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_PLAIN_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n")  # a size line without extensions
 
 
 class ProtocolError(Exception):
@@ -167,6 +168,15 @@ class Chunked(Body):
         pos, size = 0, len(buf)
         while pos < size and not self.done:
             state = self.state
+            if state == _SIZE:  # the usual case, a whole chunk in the buffer: one step
+                whole = _PLAIN_SIZE.match(buf, pos)
+                if whole is not None:
+                    start = whole.end()
+                    stop = start + int(whole[1], 16)
+                    if start < stop and buf[stop : stop + 2] == b"\r\n":
+                        out.append(bytes(buf[start:stop]))
+                        pos = stop + 2
+                        continue
             if state == _DATA:
                 n = min(self.left, size - pos)
                 out.append(bytes(buf[pos : pos + n]))
@@ -193,7 +203,7 @@ class Chunked(Body):
                     raise ProtocolError(f"trailers longer than {MAX_HEAD_BYTES} bytes")
                 self.done = not line
         del buf[:pos]
-        return b"".join(out)
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _size_line(self, line: bytes) -> None:
         digits = line.split(b";", 1)[0].strip(b" \t")
