@@ -201,34 +201,40 @@ def line_kgrams(tokens: Tokens, channel: Channel) -> tuple[U64, U64, Tokens]:
     if not np.any(short):  # most prose and much code: no window to hash
         return _no_windows()
     place = np.arange(n, dtype=np.int64) - np.repeat(firsts, sizes)
-    inside = np.where(named & (tokens.dists <= place), tokens.dists, 0).astype(np.uint64)
-    keyed = np.where(named, _mix(inside + _NAMED), tokens.values)
-    keyed = np.where(literal, tokens.lexical, keyed)
+    tokens_of = tokens.lexical[np.newaxis]  # prose: words are keyed as written
+    if channel.renames:
+        inside = np.where(named & (tokens.dists <= place), tokens.dists, 0).astype(np.uint64)
+        keyed = np.where(named, _mix(inside + _NAMED), tokens.values)
+        tokens_of = np.stack((np.where(literal, tokens.lexical, keyed), tokens.lexical))
     with np.errstate(over="ignore"):
-        spread = place.astype(np.uint64) * _PLACE
-        keys = np.add.reduceat(_mix(keyed ^ spread), firsts)[said]
-        written = np.add.reduceat(_mix(tokens.lexical ^ spread), firsts)[said]
+        mixed = _mix(tokens_of ^ place.astype(np.uint64) * _PLACE)
+    values = np.add.reduceat(mixed, firsts, axis=1)[:, said]  # per line: key, as written
+    keys, written = values[0], values[-1]
     lasts = firsts + sizes - 1
     m = len(keys)
     stream = Tokens(keys, np.full(m, -1, dtype=np.int64), tokens.starts[firsts[said]],
                     tokens.ends[lasts[said]], written, np.arange(m, dtype=np.int64))  # fmt: skip
     powers, _ = _params(channel)
-    hashes = _window_hashes(keys, powers)
-    alike = np.zeros(len(hashes), dtype=bool)
-    for a in range(k):  # two alike lines in a window: a table of `A = 1` rows
-        for b in range(a + 1, k):
-            alike |= keys[a : m - k + 1 + a] == keys[b : m - k + 1 + b]
+    windows = _window_hashes(values, powers)
+    hashes, as_written = windows[0], windows[-1].copy()
+    count = m - k + 1
+    alike = np.zeros(count, dtype=bool)
+    for apart in range(1, k):  # two alike lines in a window: a table of `A = 1` rows
+        same = keys[apart:] == keys[:-apart]
+        for first in range(k - apart):
+            alike |= same[first : first + count]
     hashes[~short | alike] = SKIPPED
-    return hashes, _window_hashes(written, powers), stream
+    return hashes, as_written, stream
 
 
 def _window_hashes(values: U64, powers: U64) -> U64:
-    """The polynomial hash of every window of len(powers) values (as `_polynomial` of them)."""
-    k, m = len(powers), len(values)
+    """The polynomial hash of every window of len(powers) values along the last axis (as
+    `_polynomial` of them)."""
+    k, m = len(powers), values.shape[-1]
     with np.errstate(over="ignore"):
-        total = values[: m - k + 1] * powers[0]
+        total = values[..., : m - k + 1] * powers[0]
         for j in range(1, k):
-            total = total + values[j : m - k + 1 + j] * powers[j]
+            total = total + values[..., j : m - k + 1 + j] * powers[j]
         return _mix(total)
 
 
