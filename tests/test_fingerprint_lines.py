@@ -96,3 +96,12 @@ def test_a_store_built_without_line_windows_must_be_rebuilt(tmp_path: Path):
         )
     with pytest.raises(FingerprintStoreError, match="another dlpproxy version"):
         FingerprintStore(tmp_path / "fp.db")
+
+
+def test_five_one_word_lines_of_a_document_hold_two_windows_wherever_they_begin(tmp_path: Path):
+    # prose keeps every window of 4 lines: any 5 lines of the list are two of them
+    index = index_of(tmp_path, {"stop_words.py": stop_words_module(WORDS)})
+    for first in (5, 6):
+        snippet = paste(stop_words_module(WORDS), first, 5)
+        assert len(prose_tokens(snippet)) == 5  # not one word k-gram
+        assert index.match(snippet)

@@ -81,15 +81,15 @@ PROSE = Channel(
 )  # fmt: skip
 # Runs of short lines (a list with one word or one string per line, `__all__`, a class header's
 # assignments): a 15-token or 8-word k-gram spans many of them, so a 10-line paste of them holds
-# one or two line anchors. Windows of 4 whole lines, one kept per 2 lines, give several; each
-# weighs 1/2 (divided by the files holding it), so 2 of one file alone, 6 lines, are a match.
+# one or two line anchors. Windows of 4 whole lines give several (of code one kept per 2 lines:
+# the store's budget; prose has far fewer such runs, and keeps every window); each weighs 1/2
+# (divided by the files holding it), so 2 of one file alone are a match.
 CODE_LINES = Channel(
     "code lines", k=4, w=1, min_matches=4, min_exact=2, renames=True,
     line_gap=2, rarity=1.0, short=CODE.k,
 )  # fmt: skip
 PROSE_LINES = Channel(
-    "prose lines", k=4, w=1, min_matches=2, min_exact=2, line_gap=2,
-    rarity=1.0, short=PROSE.k,
+    "prose lines", k=4, w=1, min_matches=2, min_exact=2, rarity=1.0, short=PROSE.k,
 )  # fmt: skip
 _PLACE = np.uint64(0x9E3779B97F4A7C15)  # spreads a token's place in its line over the bits
 _NAMED = np.uint64(token_hash("\x00named"))
